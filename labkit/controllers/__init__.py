@@ -1,0 +1,1 @@
+"""What the cluster's controllers compute, as pure functions."""

@@ -1,0 +1,1 @@
+"""kube-proxy: Services and EndpointSlices in, the node's rules out."""

@@ -1,0 +1,1 @@
+"""The simulated dataplane: it runs the same rule text the kernel gets."""

@@ -1,0 +1,1 @@
+"""Kubernetes objects from real manifests (see objects.py for the data)."""
