@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Set up the course on Debian 12 (or anything with Python 3.11+), then run it.
+#
+#   ./setup.sh course [JUPYTER-ARGS...]   install everything, open JupyterLab on notebooks/
+#   ./setup.sh test   [PYTEST-ARGS...]    install everything, run the whole test suite
+#
+# Both verbs first make sure of three things, each skipped when already done,
+# so a second run is fast and works offline:
+#   1. the Debian packages below (installed with apt-get when run as root;
+#      otherwise the script says which are missing and carries on: the `sim`
+#      backend needs none of them);
+#   2. a virtualenv at .venv, made by whatever `python3` is on PATH
+#      (or $PYTHON);
+#   3. `pip install -e '.[course,test]'` into it, repeated only when
+#      pyproject.toml (or the Python, or the checkout's place) changed.
+set -euo pipefail
+
+# What the lab needs from Debian. tests/test_packaging.py reads this list:
+# keep one package per word, comments after '#'.
+DEBIAN_PACKAGES=(
+  python3 python3-venv python3-pip      # the virtualenv
+  iproute2 iptables nftables conntrack  # netns backend: namespaces, rules, conntrack
+  procps util-linux                     # sysctl; unshare and nsenter
+  nginx-light                           # the ingress controller
+  dnsmasq-base                          # cluster DNS
+  graphviz                              # diagrams (dot)
+  ca-certificates                       # pip over https
+)
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VENV="$REPO/.venv"
+STAMP="$VENV/.labkit-install-stamp"
+PYTHON=${PYTHON:-python3}
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 2; }
+
+usage() {
+  cat <<'EOF'
+usage: ./setup.sh course [JUPYTER-ARGS...]   install everything, open JupyterLab on notebooks/
+       ./setup.sh test   [PYTEST-ARGS...]    install everything, run the whole test suite
+EOF
+}
+
+# --- 1. Debian packages ------------------------------------------------------
+
+missing_debian_packages() {
+  local pkg status
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == installed ]] || printf '%s\n' "$pkg"
+  done
+}
+
+ensure_debian_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    say "not a Debian system: for the netns backend install the equivalents of:"
+    say "  ${DEBIAN_PACKAGES[*]}"
+    say "carrying on: the sim backend needs only Python"
+    return 0
+  fi
+  local missing=()
+  mapfile -t missing < <(missing_debian_packages)
+  if (( ${#missing[@]} == 0 )); then
+    say "Debian packages: all ${#DEBIAN_PACKAGES[@]} present"
+  elif [[ $(id -u) -eq 0 ]]; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    say "missing Debian packages: ${missing[*]}"
+    say "  install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}"
+    say "  (or run this script as root); carrying on: the sim backend needs none of them"
+  fi
+}
+
+# --- 2. the virtualenv --------------------------------------------------------
+
+ensure_venv() {
+  command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: apt-get install python3 python3-venv"
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    die "$("$PYTHON" -V 2>&1) is too old: labkit needs Python 3.11 or newer"
+  if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    return 0
+  fi
+  say "creating .venv with $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+  "$PYTHON" -m venv --clear "$VENV" ||
+    die "could not create .venv: on Debian, apt-get install python3-venv"
+}
+
+# --- 3. the Python packages ---------------------------------------------------
+
+install_key() {
+  # What the install depends on: the dependency list, the Python, this checkout's path.
+  "$VENV/bin/python" -c '
+import hashlib, sys
+print(hashlib.sha256(open("pyproject.toml", "rb").read()
+                     + sys.version.encode() + sys.argv[1].encode()).hexdigest())' "$REPO"
+}
+
+ensure_python_packages() {
+  local key
+  key=$(install_key)
+  if [[ -f "$STAMP" && "$(<"$STAMP")" == "$key" ]]; then
+    say "Python packages: up to date"
+    return 0
+  fi
+  say "installing labkit and its Python dependencies into .venv"
+  "$VENV/bin/python" -m pip install --progress-bar off -e ".[course,test]"
+  printf '%s\n' "$key" >"$STAMP"
+}
+
+# --- the verbs ----------------------------------------------------------------
+
+run_course() {
+  local root_args=()
+  [[ $(id -u) -eq 0 ]] && root_args=(--allow-root)
+  say "starting JupyterLab on notebooks/, localhost only: open the URL it prints (Ctrl-C stops it)"
+  exec "$VENV/bin/jupyter" lab --ip=127.0.0.1 "${root_args[@]}" "$@" notebooks/
+}
+
+run_tests() {
+  # With no paths given, pytest takes testpaths from pyproject.toml (tests/ and
+  # notebooks/); --nbval-lax runs every notebook and compares the outputs of
+  # cells marked NBVAL_CHECK_OUTPUT. exec keeps pytest's exit code.
+  say "running the tests"
+  exec "$VENV/bin/python" -m pytest --nbval-lax --nbval-current-env "$@"
+}
+
+main() {
+  local verb=${1:-}
+  case "$verb" in
+    course | test) shift ;;
+    -h | --help | help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+  cd "$REPO"
+  ensure_debian_packages
+  ensure_venv
+  ensure_python_packages
+  case "$verb" in
+    course) run_course "$@" ;;
+    test) run_tests "$@" ;;
+  esac
+}
+
+main "$@"
