@@ -135,19 +135,14 @@ def render_iptables_text(args: argparse.Namespace) -> str:
     import random
 
     # Imported here, not at the top: `labkit --help` must not pay for them.
-    try:
-        from labkit.controllers.cluster import ClusterSettings, reconcile
-        from labkit.controllers.kube_proxy.config import (
-            HostFeatures,
-            KubeProxyConfig,
-            parse_kube_proxy_config,
-        )
-        from labkit.controllers.kube_proxy.iptables import render_iptables
-        from labkit.model.load import load_manifests
-    except ModuleNotFoundError as e:
-        if not (e.name or "").startswith("labkit."):
-            raise
-        raise LabkitError(f"render iptables needs {e.name}, which is not available yet") from None
+    from labkit.controllers.cluster import ClusterSettings, reconcile
+    from labkit.controllers.kube_proxy.config import (
+        HostFeatures,
+        KubeProxyConfig,
+        parse_kube_proxy_config,
+    )
+    from labkit.controllers.kube_proxy.iptables import render_iptables
+    from labkit.model.load import load_manifests
 
     objects = []
     for path, text in manifests:
@@ -159,7 +154,13 @@ def render_iptables_text(args: argparse.Namespace) -> str:
     host = HostFeatures(
         random_fully=flags.random_fully, tcp_be_liberal=flags.tcp_be_liberal, nfacct=flags.nfacct
     )
-    state = reconcile(objects, ClusterSettings(), random.Random(0), admit=False)
+    # The node being rendered exists even when no Node manifest names it, so
+    # that pods of a Deployment are scheduled (onto it, or spread over the
+    # nodes given) and the Services have endpoints, as in a live cluster.
+    state = reconcile(
+        objects, ClusterSettings(), random.Random(0), node_names=[args.node], admit=False
+    )
+    node = state.node(args.node)
     rules = render_iptables(
         state.services,
         state.endpoint_slices,
@@ -169,6 +170,7 @@ def render_iptables_text(args: argparse.Namespace) -> str:
         config=config,
         host=host,
         ip_family=args.ip_family,
+        node_labels=dict(node.meta.labels) if node else {},
     )
     return rules.full_text
 
