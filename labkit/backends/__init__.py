@@ -1,0 +1,1 @@
+"""Backends: one interface (base.Backend), several ways to run the lab."""

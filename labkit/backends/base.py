@@ -1,0 +1,209 @@
+"""The one backend interface (sim, netns, later kind) and the results it returns.
+
+A notebook writes `lab.http("default/client", "10.96.0.10:80")` and gets the
+same ProbeResult whichever backend runs the lab; the conformance suite
+compares those results field by field across backends. So the results are
+plain, comparable data, and addresses are strings ("10.244.1.3" or
+"10.244.1.3:8080").
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from labkit.errors import LabkitError
+
+# Verdicts of a probe, the same words on every backend.
+ANSWERED = "answered"  # SYN-ACK / an HTTP response / a UDP reply
+REFUSED = "refused"  # TCP RST (nothing listening, or a REJECT with tcp-reset)
+UNREACHABLE = "unreachable"  # ICMP destination unreachable (e.g. a service with no endpoints)
+NO_REPLY = "no-reply"  # nothing came back before the deadline (dropped somewhere)
+VERDICTS = (ANSWERED, REFUSED, UNREACHABLE, NO_REPLY)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe saw, from the client's side and (where known) the server's.
+
+    answered_by:    the pod that answered, "namespace/name" ("" if none or unknown)
+    reply_from:     "address:port" the client saw the reply come from (after un-DNAT)
+    client_seen_as: "address:port" the server saw the client as (after any SNAT),
+                    from /clientip or the node's conntrack ("" if unknown)
+    client_address: the source address the client used
+    """
+
+    source: str
+    destination: str  # "address:port" as asked
+    protocol: str  # "tcp" or "udp"
+    verdict: str
+    answered_by: str = ""
+    reply_from: str = ""
+    client_seen_as: str = ""
+    client_address: str = ""
+    kind: str = "syn"  # "syn" (a scapy TCP SYN), "http", "udp"
+    status: int = 0  # HTTP status code (http probes)
+    body: str = ""  # the reply's text (http and udp probes)
+    detail: str = ""  # one sentence for a learner: what happened
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == ANSWERED
+
+
+@dataclass(frozen=True)
+class Tuple4:
+    """One direction of a connection: source and destination address and port."""
+
+    src: str
+    dst: str
+    sport: int = 0
+    dport: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.src}:{self.sport} -> {self.dst}:{self.dport}"
+
+
+@dataclass(frozen=True)
+class ConntrackEntry:
+    """One conntrack entry as `conntrack -L` shows it.
+
+    orig is the tuple as the first packet arrived; reply is what the reply
+    will look like (after NAT, reply.src is the real backend). A DNAT shows
+    as orig.dst != reply.src; an SNAT as orig.src != reply.dst.
+    """
+
+    proto: str  # "tcp", "udp", "icmp"
+    orig: Tuple4
+    reply: Tuple4
+    state: str = ""  # TCP state (SYN_SENT, ESTABLISHED, TIME_WAIT ...); "" for udp/icmp
+    timeout: int = 0
+    mark: int = 0
+    zone: int = 0
+    flags: tuple[str, ...] = ()  # ASSURED, UNREPLIED, ...
+
+    @property
+    def dnat(self) -> bool:
+        return self.orig.dst != self.reply.src or self.orig.dport != self.reply.sport
+
+    @property
+    def snat(self) -> bool:
+        return self.orig.src != self.reply.dst or self.orig.sport != self.reply.dport
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One rule (or chain policy) a packet met: where, what, and what it decided."""
+
+    table: str
+    chain: str
+    rule_number: int  # 0 for the chain's policy
+    rule: str  # the rule as iptables-save prints it ("" for a policy)
+    verdict: str  # the target taken: "ACCEPT", "DNAT", "KUBE-SVC-...", "RETURN", "continue"
+    packet: str = ""  # the packet as it was at this step, one line
+
+
+@dataclass(frozen=True)
+class Trace:
+    source: str
+    destination: str
+    protocol: str
+    steps: tuple[TraceStep, ...]
+    verdict: str  # one of VERDICTS
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """What `labkit status` shows for one lab."""
+
+    name: str
+    backend: str
+    nodes: tuple[str, ...] = ()
+    pods: int = 0
+    services: int = 0
+    created: str = ""
+    healthy: bool = True
+    problems: tuple[str, ...] = field(default=())
+
+
+class LabNotFound(LabkitError):
+    """The lab named does not exist (or is not up)."""
+
+
+class Backend(abc.ABC):
+    """One lab, whatever runs it. Use it as a context manager: `down()` runs on exit."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def up(self, manifests: str = "", source: str = "") -> None:
+        """Make the lab, then apply `manifests` (YAML text) if given."""
+
+    @abc.abstractmethod
+    def apply(self, manifests: str, source: str = "") -> list[str]:
+        """Create or update objects; returns the refs ("Service default/web") that changed."""
+
+    @abc.abstractmethod
+    def delete(self, manifests: str, source: str = "") -> list[str]:
+        """Delete the objects named in `manifests`; returns the refs deleted."""
+
+    @abc.abstractmethod
+    def scale(self, deployment: str, replicas: int, namespace: str = "default") -> None:
+        """Set a Deployment's replicas; pods come and go, rules re-sync."""
+
+    @abc.abstractmethod
+    def pods(self) -> list:
+        """The lab's pods (model Pod objects, with node and IP)."""
+
+    @abc.abstractmethod
+    def services(self) -> list:
+        """The lab's Services (model Service objects, with cluster IPs)."""
+
+    @abc.abstractmethod
+    def probe(self, source: str, destination: str, protocol: str = "tcp", count: int = 1) -> list[ProbeResult]:
+        """Send `count` packets (TCP SYN or UDP) from `source` to "address:port"."""
+
+    @abc.abstractmethod
+    def http(self, source: str, destination: str, path: str = "/hostname") -> ProbeResult:
+        """One real TCP connection and HTTP GET from `source` to "address:port"."""
+
+    @abc.abstractmethod
+    def conntrack(self, node: str) -> list[ConntrackEntry]:
+        """The node's conntrack table."""
+
+    @abc.abstractmethod
+    def rules(self, node: str, table: str = "nat") -> str:
+        """The node's rules in `table`, as iptables-save prints them."""
+
+    @abc.abstractmethod
+    def trace(self, source: str, destination: str, protocol: str = "tcp") -> Trace:
+        """One packet's path through the node's chains."""
+
+    @abc.abstractmethod
+    def down(self) -> None:
+        """Remove everything the lab made; safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+
+def parse_destination(text: str) -> tuple[str, int]:
+    """"10.96.0.10:80" -> ("10.96.0.10", 80); LabkitError naming the fix otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LabkitError(f"destination {text!r} must be ADDRESS:PORT, e.g. 10.96.0.10:80")
+    return host, int(port)
+
+
+def format_probe(result: ProbeResult) -> str:
+    """One line for a learner: "default/client -> 10.96.0.10:80 tcp: answered by default/web-1 ..."."""
+    words = [f"{result.source} -> {result.destination} {result.protocol}: {result.verdict}"]
+    if result.answered_by:
+        words.append(f"by {result.answered_by}")
+    if result.reply_from:
+        words.append(f"(reply from {result.reply_from})")
+    if result.client_seen_as:
+        words.append(f"client seen as {result.client_seen_as}")
+    return " ".join(words)
+

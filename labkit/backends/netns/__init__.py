@@ -1,0 +1,1 @@
+"""The kernel lab: nodes, pods and outside hosts as network namespaces (root only)."""

@@ -1,0 +1,1 @@
+"""Workloads the lab runs inside pods."""
