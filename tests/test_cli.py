@@ -29,6 +29,19 @@ positional arguments:
     render    print the rules kube-proxy would program for some manifests
     trace     follow one packet through the simulated dataplane, chain by
               chain
+    up        make a lab and apply manifests to it
+    down      remove a lab (or --all) completely
+    status    list the labs that are up
+    doctor    what this machine allows (root, namespaces, tools) and how to
+              fix gaps
+    apply     create or update objects in a lab
+    delete    delete objects from a lab
+    scale     set a Deployment's replicas
+    probe     send TCP SYNs or UDP packets from a pod, node or outside host
+    http      one real HTTP request inside a lab
+    conntrack
+              a node's conntrack table
+    rules     a node's rules as iptables-save shows them
     version   print labkit's version
 
 options:
@@ -69,7 +82,8 @@ def test_unknown_subcommand_exits_2(capsys):
     assert (rc, out) == (2, "")
     assert err.endswith(
         "labkit: error: argument COMMAND: invalid choice: 'bogus' "
-        "(choose from 'render', 'trace', 'version')\n"
+        "(choose from 'render', 'trace', 'up', 'down', 'status', 'doctor', 'apply', "
+        "'delete', 'scale', 'probe', 'http', 'conntrack', 'rules', 'version')\n"
     )
 
 

@@ -132,6 +132,13 @@ def render_outcomes(outcomes: list[dict], src: str, dst: str, dport: int, proto:
 
 
 def main_trace(argv: Sequence[str]) -> int:
+    """`labkit trace`: rule text (--rules), or a live lab (--name / --lab)."""
+    argv = list(argv)
+    if any(a in ("--name", "--lab") or a.startswith(("--name=", "--lab=")) for a in argv):
+        from labkit.cli.lab_cmds import main_lab
+
+        return main_lab("trace", [a.replace("--lab", "--name", 1) if a.startswith("--lab") else a
+                                  for a in argv])
     parser = build_parser()
     args = parser.parse_args(list(argv))
     try:
@@ -142,9 +149,6 @@ def main_trace(argv: Sequence[str]) -> int:
 
 
 def _run(args) -> int:
-    if args.lab:
-        raise LabkitError(f"--lab {args.lab}: tracing a live lab is not available yet; "
-                          "trace rule text with --rules FILE")
     dst, dport = parse_destination(args.dst)
     src = check_address("--from", args.src)
     local = [check_address("--local-address", a) for a in args.local_address]
