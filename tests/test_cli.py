@@ -29,6 +29,8 @@ positional arguments:
     render    print the rules kube-proxy would program for some manifests
     trace     follow one packet through the simulated dataplane, chain by
               chain
+    netpol    answer NetworkPolicy questions from manifests: check, matrix,
+              rules
     up        make a lab and apply manifests to it
     down      remove a lab (or --all) completely
     status    list the labs that are up
@@ -82,7 +84,7 @@ def test_unknown_subcommand_exits_2(capsys):
     assert (rc, out) == (2, "")
     assert err.endswith(
         "labkit: error: argument COMMAND: invalid choice: 'bogus' "
-        "(choose from 'render', 'trace', 'up', 'down', 'status', 'doctor', 'apply', "
+        "(choose from 'render', 'trace', 'netpol', 'up', 'down', 'status', 'doctor', 'apply', "
         "'delete', 'scale', 'probe', 'http', 'conntrack', 'rules', 'version')\n"
     )
 

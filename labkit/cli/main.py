@@ -41,6 +41,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "main_trace",
         "follow one packet through the simulated dataplane, chain by chain",
     ),
+    Subcommand("netpol", "labkit.cli.netpol_cmd", "main_netpol",
+               "answer NetworkPolicy questions from manifests: check, matrix, rules"),
     Subcommand("up", "labkit.cli.lab_cmds", "main_up", "make a lab and apply manifests to it"),
     Subcommand("down", "labkit.cli.lab_cmds", "main_down", "remove a lab (or --all) completely"),
     Subcommand("status", "labkit.cli.lab_cmds", "main_status", "list the labs that are up"),
