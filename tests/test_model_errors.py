@@ -23,6 +23,7 @@ ING = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: ing}\ns
 EPS = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: eps}\n"
 DEP = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
 P80 = "  ports: [{port: 80}]\n"
+NODE = "apiVersion: v1\nkind: Node\nmetadata: {name: kind-worker}\n"
 
 
 
@@ -570,6 +571,67 @@ CASES = [
 
 @pytest.mark.parametrize("text, expected", CASES)
 def test_error_message(text, expected):
+    assert problems(text) == expected
+
+
+MORE_CASES = [
+    pytest.param(
+        NODE + "status: {addresses: [{type: InternalIP, address: kind-worker}]}\n",
+        ['Node kind-worker: status.addresses[0].address: "kind-worker" is not a valid IP address (fix: write an IPv4 address like "10.96.0.10" or an IPv6 address like "fd00::10")'],
+        id='node_address_not_ip'),
+    pytest.param(
+        NODE + "status: {addresses: [{type: InternalIp, address: 172.18.0.3}]}\n",
+        ['Node kind-worker: status.addresses[0].type: unsupported value "InternalIp" (fix: did you mean "InternalIP"? (values are case-sensitive: Hostname, ExternalIP, InternalIP, ExternalDNS, InternalDNS))'],
+        id='node_address_type_enum'),
+    pytest.param(
+        NODE + "spec: {podCIDR: 10.244.1.0/24, podCIDRs: [10.244.2.0/24]}\n",
+        ['Node kind-worker: spec.podCIDRs[0]: must equal podCIDR "10.244.1.0/24", got "10.244.2.0/24" (fix: put podCIDR first in podCIDRs, or leave one of them out)'],
+        id='node_pod_cidrs_mismatch'),
+    pytest.param(
+        NODE + "spec: {podCIDR: 10.244.1.0}\n",
+        ['Node kind-worker: spec.podCIDR: "10.244.1.0" is not a valid CIDR (fix: write an address and a prefix length, e.g. "203.0.113.0/24" or "2001:db8::/64")'],
+        id='node_pod_cidr_invalid'),
+    pytest.param(
+        POD + "  containers: [{name: c, ports: [{containerPort: 80, hostPort: 65536}]}]\n",
+        ['Pod default/p: spec.containers[0].ports[0].hostPort: must be between 1 and 65535 (or 0 to leave it unset), got 65536 (fix: use a port number from 1 to 65535, or leave the field out)'],
+        id='host_port_range'),
+    pytest.param(
+        POD + "  containers: [{name: c, ports: [{name: http}]}]\n",
+        ['Pod default/p: spec.containers[0].ports[0].containerPort: required field is missing (fix: add containerPort (containerPort: 80) under spec.containers[0].ports[0])'],
+        id='container_port_missing'),
+    pytest.param(
+        POD + "  containers: [{name: c, ports: [{containerPort: 80, name: web}, {containerPort: 81, name: web}]}]\n",
+        ['Pod default/p: spec.containers[0].ports[1].name: duplicate port name "web" (also used by spec.containers[0].ports[0]) (fix: give each port a different name)'],
+        id='container_port_names_unique'),
+    pytest.param(
+        svc(P80) + "status: {loadBalancer: {ingress: [{hostname: lb.example.com, ipMode: Proxy}]}}\n",
+        ['Service default/web: status.loadBalancer.ingress[0].ipMode: may only be set together with ip (fix: add ip, or remove ipMode)'],
+        id='lb_ip_mode_without_ip'),
+    pytest.param(
+        svc("  type: ExternalName\n  externalName: db.example.com\n  clusterIP: 10.96.0.9\n"),
+        ['Service default/web: spec.clusterIP: must not be set when type is ExternalName (fix: remove clusterIP and clusterIPs)'],
+        id='external_name_with_cluster_ip'),
+    pytest.param(
+        svc("  clusterIPs: [10.96.0.1, fd00::1, 10.96.0.2]\n" + P80),
+        ['Service default/web: spec.clusterIPs: has 3 addresses; at most 2 (one per IP family) (fix: keep at most one IPv4 and one IPv6 address)'],
+        id='cluster_ips_three'),
+    pytest.param(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, annotations: {big: '" + "x" * 262144 + "'}}\n",
+        ['Namespace a: metadata.annotations: holds 262147 bytes; the API allows at most 262144 (fix: move large data into a ConfigMap)'],
+        id='annotations_too_big'),
+    pytest.param(
+        EPS + "addressType: IPv4\nports: [{name: HTTP, port: 80}]\n",
+        ['EndpointSlice default/eps: ports[0].name: "HTTP" is not a valid DNS-1123 label: use lowercase letters, digits and \'-\', starting and ending with a letter or digit (fix: e.g. "http")'],
+        id='endpoint_port_name_invalid'),
+    pytest.param(
+        NP + "  egress: [{to: [{ipBlock: {cidr: 203.0.113.0/24, except: ['2001:db8::/64']}}]}]\n",
+        ['NetworkPolicy default/np: spec.egress[0].to[0].ipBlock.except[0]: "2001:db8::/64" is not inside cidr "203.0.113.0/24" (fix: list only ranges strictly inside cidr (a longer prefix of the same network))'],
+        id='ipv6_except_in_ipv4_cidr'),
+]
+
+
+@pytest.mark.parametrize("text, expected", MORE_CASES)
+def test_more_error_messages(text, expected):
     assert problems(text) == expected
 
 

@@ -446,3 +446,8 @@ def test_parse_object_refuses_a_list():
 def test_same_text_gives_equal_objects():
     a, b = load_manifests(SVC + "---\n" + SVC)
     assert a == b
+
+
+def test_external_name_on_a_cluster_ip_service_is_kept_but_unused():
+    svc = load_one(SVC + "  externalName: db.example.com\n")
+    assert (svc.type, svc.external_name) == ("ClusterIP", "db.example.com")

@@ -308,7 +308,8 @@ def _parse_list(doc: dict, label: str, kind: str, depth: int,
     """kind: List (or ServiceList, ...): each item is an object of its own."""
     for key in doc:
         if key not in ("apiVersion", "kind", "metadata", "items"):
-            problems.append(Problem(label, clean_path(str(key)), f"unknown field {printable(str(key))} in a {kind}",
+            problems.append(Problem(label, clean_path(str(key)),
+                                    f"unknown field {printable(str(key))} in a {kind}",
                                     "the fields of a List are: apiVersion, kind, metadata, items"))
     items = doc.get("items")
     if items is None:
@@ -345,8 +346,9 @@ def _parse_any(doc: Any, label: str, issues: list, depth: int,
             problems.append(Problem(obj, key, "required field is missing",
                                     f"add {key}: every Kubernetes object starts with apiVersion and kind"))
         elif not isinstance(value, str):
+            example = "apiVersion: v1" if key == "apiVersion" else "kind: Service"
             problems.append(Problem(obj, key, f"expected a string, got {describe(value)}",
-                                    f"write {key} as text, e.g. {'apiVersion: v1' if key == 'apiVersion' else 'kind: Service'}"))
+                                    f"write {key} as text, e.g. {example}"))
     if not isinstance(kind, str):
         return
     if kind == "List" or (kind.endswith("List") and kind[:-4] in KINDS):
@@ -359,10 +361,11 @@ def _parse_any(doc: Any, label: str, issues: list, depth: int,
                                 _kind_fix(kind)))
         return
     if isinstance(api, str) and api != spec.api_version:
+        older = api.startswith("extensions/") or "beta" in api or "alpha" in api
         problems.append(Problem(obj, "apiVersion", f"{kind} is served as apiVersion "
                                 f"{spec.api_version}, not {printable(api)}",
                                 f"set apiVersion: {spec.api_version}"
-                                + (" (and move to its field names)" if api.startswith("extensions/") or "beta" in api else "")))
+                                + (" (and move to its field names)" if older else "")))
     meta = doc.get("metadata")
     if not spec.namespaced and isinstance(meta, dict) and meta.get("namespace"):
         problems.append(Problem(obj, "metadata.namespace", f"a {kind} is cluster-scoped and has no namespace",

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from labkit.errors import Problem
 from labkit.model import validators as v
+from labkit.model.selectors import selector_matches
 from labkit.model.objects import (
     Container, ContainerPort, Deployment, Endpoint, EndpointConditions, EndpointPort,
     EndpointSlice, HTTPIngressPath, Ingress, IngressBackend, IngressRule,
@@ -586,30 +587,15 @@ POD = Obj(
     make=_make_pod)
 
 
-def selector_matches(sel: dict, labels: Mapping[str, str]) -> bool:
-    """Does a checked LabelSelector (walked data) select these labels?"""
-    for key, value in (sel.get("match_labels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for req in sel.get("match_expressions") or ():
-        if not isinstance(req, dict):
-            continue
-        key, op, values = req.get("key"), req.get("operator"), req.get("values") or ()
-        has = key in labels
-        if (op == "In" and (not has or labels[key] not in values)) or \
-           (op == "NotIn" and has and labels[key] in values) or \
-           (op == "Exists" and not has) or (op == "DoesNotExist" and has):
-            return False
-    return True
-
-
 def _selector_is_sound(sel: dict) -> bool:
     """No problem reported inside it (so matching it against labels means something)."""
     exprs = sel.get("match_expressions", ())
     if not _ok(sel.get("match_labels")) or not isinstance(exprs, tuple):
         return False
     for req in exprs:
-        if not isinstance(req, dict) or not all(_ok(x) for x in req.values()):
+        if not isinstance(req, dict) or "key" not in req or "operator" not in req:
+            return False
+        if not all(_ok(x) for x in req.values()):
             return False
         if (req.get("operator") in ("In", "NotIn")) != bool(req.get("values")):
             return False
@@ -628,7 +614,10 @@ def _deployment_spec_rule(d: dict, at: str, report: Report) -> None:
         return  # missing or broken: already reported
     meta = template.get("metadata", {})
     labels = meta.get("labels", {}) if isinstance(meta, dict) else INVALID
-    if isinstance(labels, dict) and not selector_matches(sel, labels):
+    selector = LabelSelector(sel.get("match_labels", {}), tuple(
+        LabelSelectorRequirement(r["key"], r["operator"], r.get("values", ()))
+        for r in sel.get("match_expressions", ())))
+    if isinstance(labels, dict) and not selector_matches(selector, labels):
         report(join(at, "template.metadata.labels"),
                "do not match spec.selector: the Deployment would not select its own pods",
                "give the pod template every label that spec.selector.matchLabels asks for")
@@ -715,9 +704,6 @@ def _service_spec_rule(d: dict, at: str, report: Report) -> None:
         if ip not in (None, "") or ips:
             report(join(at, "clusterIP"), "must not be set when type is ExternalName",
                    "remove clusterIP and clusterIPs")
-    elif isinstance(d.get("external_name"), str):
-        report(join(at, "externalName"), f"may only be used when type is ExternalName (type is {t})",
-               "remove externalName, or set type: ExternalName")
     if d.get("external_traffic_policy") and not _externally_accessible(d):
         report(join(at, "externalTrafficPolicy"),
                f"may only be set on Services reachable from outside (type NodePort or LoadBalancer, "
