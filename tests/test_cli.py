@@ -31,6 +31,8 @@ positional arguments:
               chain
     netpol    answer NetworkPolicy questions from manifests: check, matrix,
               rules
+    ingress   route an HTTP request through Ingress/HTTPRoute objects; render
+              nginx.conf
     up        make a lab and apply manifests to it
     down      remove a lab (or --all) completely
     status    list the labs that are up
@@ -84,7 +86,7 @@ def test_unknown_subcommand_exits_2(capsys):
     assert (rc, out) == (2, "")
     assert err.endswith(
         "labkit: error: argument COMMAND: invalid choice: 'bogus' "
-        "(choose from 'render', 'trace', 'netpol', 'up', 'down', 'status', 'doctor', 'apply', "
+        "(choose from 'render', 'trace', 'netpol', 'ingress', 'up', 'down', 'status', 'doctor', 'apply', "
         "'delete', 'scale', 'probe', 'http', 'conntrack', 'rules', 'version')\n"
     )
 

@@ -499,11 +499,11 @@ CASES = [
         id='list_item_null'),
     pytest.param(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n",
-        ['document 1: kind: unsupported kind "ConfigMap" (apiVersion "v1") (fix: labkit reads these kinds: v1 Namespace, Pod, Service, Node; apps/v1 Deployment; discovery.k8s.io/v1 EndpointSlice; networking.k8s.io/v1 NetworkPolicy, Ingress)'],
+        ['document 1: kind: unsupported kind "ConfigMap" (apiVersion "v1") (fix: labkit reads these kinds: v1 Namespace, Pod, Service, Node; apps/v1 Deployment; discovery.k8s.io/v1 EndpointSlice; networking.k8s.io/v1 NetworkPolicy, Ingress; gateway.networking.k8s.io/v1 Gateway, HTTPRoute)'],
         id='unknown_kind'),
     pytest.param(
         "apiVersion: v1\nkind: service\nmetadata: {name: c}\n",
-        ['document 1: kind: unsupported kind "service" (apiVersion "v1") (fix: did you mean "Service"? labkit reads these kinds: v1 Namespace, Pod, Service, Node; apps/v1 Deployment; discovery.k8s.io/v1 EndpointSlice; networking.k8s.io/v1 NetworkPolicy, Ingress)'],
+        ['document 1: kind: unsupported kind "service" (apiVersion "v1") (fix: did you mean "Service"? labkit reads these kinds: v1 Namespace, Pod, Service, Node; apps/v1 Deployment; discovery.k8s.io/v1 EndpointSlice; networking.k8s.io/v1 NetworkPolicy, Ingress; gateway.networking.k8s.io/v1 Gateway, HTTPRoute)'],
         id='kind_case'),
     pytest.param(
         "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: web}\nspec:\n  rules:\n  - http:\n      paths:\n      - path: /\n        backend: {serviceName: web, servicePort: 80}\n",

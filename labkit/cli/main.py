@@ -43,6 +43,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("netpol", "labkit.cli.netpol_cmd", "main_netpol",
                "answer NetworkPolicy questions from manifests: check, matrix, rules"),
+    Subcommand("ingress", "labkit.cli.ingress_cmd", "main_ingress",
+               "route an HTTP request through Ingress/HTTPRoute objects; render nginx.conf"),
     Subcommand("up", "labkit.cli.lab_cmds", "main_up", "make a lab and apply manifests to it"),
     Subcommand("down", "labkit.cli.lab_cmds", "main_down", "remove a lab (or --all) completely"),
     Subcommand("status", "labkit.cli.lab_cmds", "main_status", "list the labs that are up"),

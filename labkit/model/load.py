@@ -108,8 +108,7 @@ class _Builder:
         elif isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             self._count(1)
             if len(self.stack) >= MAX_DEPTH:
-                raise _Refuse(f"nests deeper than {MAX_DEPTH} levels", "a Kubernetes object is never "
-                              "this deep: check for runaway brackets or indentation")
+                raise _Refuse(f"nests deeper than {MAX_DEPTH} levels", _DEPTH_FIX)
             self._check_tag(ev.tag, ("map", "omap") if isinstance(ev, yaml.MappingStartEvent) else ("seq",))
             container: Any = {} if isinstance(ev, yaml.MappingStartEvent) else []
             self.stack.append(_Frame(container, self._child_path(), ev.anchor, self.nodes))
@@ -225,6 +224,9 @@ def _syntax_problem(err: Exception, text: str) -> tuple[str, str]:
     return message, fix
 
 
+_DEPTH_FIX = "a Kubernetes object is never this deep: check for runaway brackets or indentation"
+
+
 def parse_yaml_documents(text: str) -> list[Document]:
     """Every document of a YAML stream, built within the budgets.
 
@@ -268,10 +270,24 @@ def parse_yaml_documents(text: str) -> list[Document]:
                     builder.doc.refused = (str(refusal.args[0]), str(refusal.args[1]))
                     skipped_depth = len(builder.stack)
     except yaml.YAMLError as err:
-        if builder is None:
-            docs.append(Document(len(docs) + 1, 0))
-        docs[-1].data = None
-        docs[-1].refused = _syntax_problem(err, text)
+        if skipped_depth >= 0 and docs and docs[-1].refused:
+            # Already refused and skipping its rest: the parser's own limits
+            # (libyaml stops at 1000 levels in newer releases) end the reading.
+            message, fix = docs[-1].refused
+            if not message.endswith("not read"):
+                docs[-1].refused = (message + "; the rest of the text was not read", fix)
+        else:
+            if builder is None:
+                docs.append(Document(len(docs) + 1, 0))
+            docs[-1].data = None
+            if "maximum nesting depth" in str(getattr(err, "problem", "")):
+                # libyaml (0.2.5+) refuses 1000 levels while scanning ahead, before
+                # our own depth check sees an event: report it as that check would.
+                docs[-1].refused = (
+                    f"nests deeper than {MAX_DEPTH} levels; the rest of the text was not read",
+                    _DEPTH_FIX)
+            else:
+                docs[-1].refused = _syntax_problem(err, text)
     finally:
         loader.dispose()
     return docs

@@ -1113,3 +1113,10 @@ def supported_kinds() -> str:
     for name, kind in KINDS.items():
         groups.setdefault(kind.api_version, []).append(name)
     return "; ".join(f"{api} {', '.join(names)}" for api, names in groups.items())
+
+
+# Gateway API kinds live in their own module; registered last, because that
+# module builds its tables from this one's building blocks.
+from labkit.model.gateway import GATEWAY_KINDS  # noqa: E402
+
+KINDS.update(GATEWAY_KINDS)
