@@ -213,3 +213,14 @@ def test_unsupported_forms_are_refused_with_line_and_reason(name, text, line_no,
 def test_error_shows_neighbouring_lines():
     err = _error(_filter("-A INPUT -m hashlimit -j ACCEPT"))
     assert str(err).splitlines()[2:] == ["    line 3: :OUTPUT ACCEPT [0:0]", "    line 5: COMMIT"]
+
+
+def test_statistic_probability_is_quantised_like_the_kernel():
+    """libxt_statistic keeps lround(P * 2^31): iptables-save shows 0.33333333349, not 0.3333333333."""
+    text = ("*nat\n:X - [0:0]\n"
+            "-A X -m statistic --mode random --probability 0.3333333333 -j RETURN\n"
+            "-A X -m statistic --mode random --probability 0.5000000000 -j RETURN\n"
+            "-A X -m statistic --mode random --probability 0.2500000000 -j RETURN\nCOMMIT\n")
+    rules = parse_iptables_restore(text).tables["nat"].chains["X"].rules
+    assert [r.canonical().split("--probability ")[1].split()[0] for r in rules] == [
+        "0.33333333349", "0.50000000000", "0.25000000000"]

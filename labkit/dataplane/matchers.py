@@ -7,6 +7,7 @@ does not know is refused with a reason, never ignored.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from .packet import Packet, ip_int
@@ -249,7 +250,12 @@ class StatisticMatch(Extension):
                 raise RuleSyntax(f"--probability {args[0]!r} is not a number") from None
             if not 0.0 <= p <= 1.0:
                 raise RuleSyntax(f"--probability {args[0]} must be between 0 and 1")
-            self.probability, self.negated = p, negated
+            # The kernel keeps the probability as a 31-bit integer (libxt_statistic:
+            # lround(0x80000000 * P)) and compares it with a random 31-bit number;
+            # iptables-save prints it back from that integer: 0.3333333333 becomes
+            # 0.33333333349. The simulation flips the same quantised coin.
+            self.probability = math.floor(p * 0x80000000 + 0.5) / 0x80000000  # lround
+            self.negated = negated
         else:
             raise RuleSyntax(f"statistic {opt} belongs to --mode nth, which the simulation "
                              "does not support")
