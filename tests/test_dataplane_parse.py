@@ -222,5 +222,5 @@ def test_statistic_probability_is_quantised_like_the_kernel():
             "-A X -m statistic --mode random --probability 0.5000000000 -j RETURN\n"
             "-A X -m statistic --mode random --probability 0.2500000000 -j RETURN\nCOMMIT\n")
     rules = parse_iptables_restore(text).tables["nat"].chains["X"].rules
-    assert [r.canonical().split("--probability ")[1].split()[0] for r in rules] == [
+    assert [r.canonical.split("--probability ")[1].split()[0] for r in rules] == [
         "0.33333333349", "0.50000000000", "0.25000000000"]
