@@ -121,3 +121,31 @@ def test_node_ports_exhausted():
     rng = random.Random(0)
     assert sorted(a.allocate(rng) for _ in range(4)) == [30000, 30001, 30002, 30003]
     assert a.allocate(rng) is None
+
+
+def test_pod_ips_continue_after_the_last_one_handed_out_and_wrap():
+    """host-local's last_reserved_ip: a freed address is not handed out again at once."""
+    a = ipam.SequentialIPAllocator("10.244.1.0/28", last="10.244.1.3")
+    a.reserve("10.244.1.2")
+    assert [a.allocate() for _ in range(3)] == ["10.244.1.4", "10.244.1.5", "10.244.1.6"]
+    assert a.last == "10.244.1.6"
+    b = ipam.SequentialIPAllocator("10.244.1.0/28", last="10.244.1.14")
+    assert [b.allocate(), b.allocate()] == ["10.244.1.2", "10.244.1.3"]  # wrapped, .15 is broadcast
+
+
+def test_a_replaced_pod_gets_a_new_address():
+    import random
+
+    from labkit.controllers.cluster import ClusterSettings, reconcile
+    from labkit.model.objects import Container, ObjectMeta, Pod
+
+    def pod(name):
+        return Pod(ObjectMeta(name, "default"), containers=(Container("c"),), node_name="n1")
+
+    first = reconcile([pod("a"), pod("b")], ClusterSettings(), random.Random(0), node_names=["n1"])
+    assert [p.pod_ip for p in first.pods] == ["10.244.0.2", "10.244.0.3"]
+    kept = [p for p in first.pods if p.meta.name == "a"]
+    second = reconcile(kept + [pod("b2")], ClusterSettings(), random.Random(1), node_names=["n1"],
+                       last_pod_ips=first.last_pod_ips)
+    assert {p.meta.name: p.pod_ip for p in second.pods} == {"a": "10.244.0.2", "b2": "10.244.0.4"}
+    assert second.last_pod_ips == {"n1": "10.244.0.4"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from labkit.controllers.cluster import ClusterSettings, ClusterState, reconcile
 from labkit.controllers.deployments import owned_pods
@@ -36,9 +36,10 @@ def _given(state: ClusterState) -> list[KubeObject]:
 
 
 def settle(objects: Sequence[KubeObject], settings: ClusterSettings, seed: int, step: int,
-           node_names: Sequence[str]) -> ClusterState:
+           node_names: Sequence[str], last_pod_ips: Mapping[str, str] = {}) -> ClusterState:
     objects = _drop_surplus_pods(list(objects))
-    return reconcile(objects, settings, random.Random(f"{seed}:{step}"), node_names=node_names, admit=True)
+    return reconcile(objects, settings, random.Random(f"{seed}:{step}"), node_names=node_names,
+                     admit=True, last_pod_ips=last_pod_ips)
 
 
 def apply_objects(state: ClusterState, new: Iterable[KubeObject], seed: int, step: int,
@@ -50,7 +51,7 @@ def apply_objects(state: ClusterState, new: Iterable[KubeObject], seed: int, ste
         if isinstance(o, Pod) and isinstance(old, Pod) and not o.pod_ip:
             o = replace(o, node_name=o.node_name or old.node_name, pod_ip=old.pod_ip)
         objs[_key(o)] = o
-    return settle(list(objs.values()), state.settings, seed, step, node_names)
+    return settle(list(objs.values()), state.settings, seed, step, node_names, state.last_pod_ips)
 
 
 def delete_objects(state: ClusterState, gone: Iterable[KubeObject], seed: int, step: int,
@@ -60,7 +61,7 @@ def delete_objects(state: ClusterState, gone: Iterable[KubeObject], seed: int, s
     objs = [o for o in _given(state) if _key(o) not in keys]
     deleted = [d for d in state.deployments if _key(d) in keys]
     objs = [o for o in objs if not (isinstance(o, Pod) and any(_owned_by(d, o) for d in deleted))]
-    return settle(objs, state.settings, seed, step, node_names)
+    return settle(objs, state.settings, seed, step, node_names, state.last_pod_ips)
 
 
 def scale_deployment(state: ClusterState, namespace: str, name: str, replicas: int, seed: int,
@@ -74,7 +75,7 @@ def scale_deployment(state: ClusterState, namespace: str, name: str, replicas: i
         have = ", ".join(f"{x.meta.namespace}/{x.meta.name}" for x in state.deployments) or "none"
         raise LabkitError(f"no Deployment {namespace}/{name} in the lab (Deployments: {have})") from None
     objs = [replace(d, replicas=replicas) if _key(o) == _key(d) else o for o in _given(state)]
-    return settle(objs, state.settings, seed, step, node_names)
+    return settle(objs, state.settings, seed, step, node_names, state.last_pod_ips)
 
 
 def _owned_by(d: Deployment, p: Pod) -> bool:

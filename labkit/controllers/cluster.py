@@ -24,7 +24,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from labkit.controllers import ipam
 from labkit.controllers.deployments import pods_for_deployment, random_uid
@@ -46,6 +46,7 @@ from labkit.model.objects import (
     ref,
 )
 from labkit.model.selectors import selector_matches
+from labkit.model.gateway import Gateway, HTTPRoute
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -84,12 +85,18 @@ class ClusterState:
     endpoint_slices: tuple[EndpointSlice, ...] = ()
     network_policies: tuple[NetworkPolicy, ...] = ()
     ingresses: tuple[Ingress, ...] = ()
+    gateways: tuple[Gateway, ...] = ()
+    http_routes: tuple[HTTPRoute, ...] = ()
     settings: ClusterSettings = field(default_factory=ClusterSettings)
+    # host-local IPAM's last_reserved_ip per node: the next pod gets the
+    # address after it, so a replaced pod does not get its predecessor's IP.
+    last_pod_ips: Mapping[str, str] = field(default_factory=dict)
 
     def objects(self) -> tuple[KubeObject, ...]:
         return (
             self.namespaces + self.nodes + self.deployments + self.pods + self.services
             + self.endpoint_slices + self.network_policies + self.ingresses
+            + self.gateways + self.http_routes
         )
 
     def node(self, name: str) -> Node:
@@ -293,10 +300,12 @@ class _Run:
 
     # 4. pod IPs and status -----------------------------------------------------
 
-    def pod_addresses(self, pods: list[Pod], nodes: list[Node]) -> list[Pod]:
+    def pod_addresses(self, pods: list[Pod], nodes: list[Node],
+                      last_pod_ips: Mapping[str, str]) -> tuple[list[Pod], dict[str, str]]:
         by_name = {n.meta.name: n for n in nodes}
         allocators = {
-            n.meta.name: ipam.SequentialIPAllocator(n.pod_cidr) for n in nodes if n.pod_cidr
+            n.meta.name: ipam.SequentialIPAllocator(n.pod_cidr, last=last_pod_ips.get(n.meta.name, ""))
+            for n in nodes if n.pod_cidr
         }
         owner: dict[str, Pod] = {}
         for p in pods:
@@ -345,7 +354,7 @@ class _Run:
                             "or fewer pods",
                         )
             out.append(_with_status(p, pod_ip, internal_ip(node) if node else ""))
-        return out
+        return out, {name: a.last for name, a in allocators.items() if a.last}
 
     # 5. ClusterIPs -------------------------------------------------------------
 
@@ -545,8 +554,13 @@ def reconcile(
     rng: random.Random,
     node_names: Sequence[str] = (),
     admit: bool = True,
+    last_pod_ips: Mapping[str, str] = {},
 ) -> ClusterState:
     """Settle the cluster: what every controller would have written.
+
+    last_pod_ips carries host-local IPAM's memory between calls (node name ->
+    the last pod IP it handed out; ClusterState.last_pod_ips of the previous
+    call): new pods get the addresses after it, wrapping around.
 
     admit=True checks given ClusterIPs, NodePorts and pod IPs as the API
     server of this cluster would, and raises one ManifestError listing every
@@ -570,7 +584,7 @@ def reconcile(
     ]
     pods = given_pods + run.deployment_pods(by_kind[Deployment], given_pods)
     pods = run.schedule(pods, nodes)
-    pods = run.pod_addresses(pods, nodes)
+    pods, last_ips = run.pod_addresses(pods, nodes, last_pod_ips)
     services = run.cluster_ips(by_kind[Service])
     services = run.node_ports(services)
     if run.problems:
@@ -587,10 +601,14 @@ def reconcile(
         endpoint_slices=slices,
         network_policies=tuple(by_kind[NetworkPolicy]),
         ingresses=tuple(by_kind[Ingress]),
+        gateways=tuple(by_kind[Gateway]),
+        http_routes=tuple(by_kind[HTTPRoute]),
         settings=settings,
+        last_pod_ips=last_ips,
     )
 
 
 _KINDS: tuple[type, ...] = (
-    Namespace, Node, Pod, Deployment, Service, EndpointSlice, NetworkPolicy, Ingress
+    Namespace, Node, Pod, Deployment, Service, EndpointSlice, NetworkPolicy, Ingress,
+    Gateway, HTTPRoute,
 )

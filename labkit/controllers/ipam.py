@@ -62,17 +62,21 @@ class NodeCIDRAllocator:
 
 
 class SequentialIPAllocator:
-    """host-local style: the lowest free address from `first_offset` upward.
+    """host-local style: the next free address after the last one handed out.
 
-    For a node's 10.244.1.0/24 that is 10.244.1.2, .3, ... up to .254; the
-    network address, .1 (the gateway) and the broadcast address are never
-    handed out.
+    For a node's 10.244.1.0/24 that is 10.244.1.2, .3, ... up to .254, then
+    round again from .2; the network address, .1 (the gateway) and the
+    broadcast address are never handed out. Like host-local's
+    last_reserved_ip file, `last` remembers where the previous allocation
+    stopped, so a pod that replaces another gets a new address rather than
+    the one just freed (what a learner sees on a real kind node).
     """
 
-    def __init__(self, cidr: str, first_offset: int = 2):
+    def __init__(self, cidr: str, first_offset: int = 2, last: str = ""):
         self.net = ipaddress.ip_network(cidr, strict=False)
         self.first_offset = first_offset
         self.taken: set[str] = set()
+        self.last = last if self.contains(last) else ""
 
     def contains(self, ip: str) -> bool:
         addr = parse_ip(ip)
@@ -87,10 +91,15 @@ class SequentialIPAllocator:
 
     def allocate(self) -> Optional[str]:
         base = int(self.net.network_address)
-        for off in range(self.first_offset, self.first_offset + self.capacity()):
-            ip = str(ipaddress.ip_address(base + off))
+        n = self.capacity()
+        start = 0
+        if self.last:
+            start = (int(ipaddress.ip_address(self.last)) - base - self.first_offset + 1) % max(n, 1)
+        for i in range(n):
+            ip = str(ipaddress.ip_address(base + self.first_offset + (start + i) % n))
             if ip not in self.taken:
                 self.taken.add(ip)
+                self.last = ip
                 return ip
         return None
 
