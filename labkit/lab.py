@@ -1,0 +1,113 @@
+"""`labkit.lab()`: one call gives a notebook a running lab, on the kernel where it can.
+
+    with labkit.lab(manifests="web.yaml") as lab:
+        lab.http("default/client", "10.96.0.80:80")
+
+"auto" picks the netns backend (real namespaces, the kernel's own rules and
+conntrack) when this process may make namespaces and the tools are there,
+else the simulation, and prints one line saying which and why. Both answer
+through the same Backend interface, so the notebook does not change.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from labkit.errors import LabkitError
+
+BACKENDS = ("auto", "netns", "sim")
+
+
+def choose_backend(requested: str, root: bool, missing: Sequence[str]) -> tuple[str, str]:
+    """(backend, why) for `requested` on a machine where `root` holds and `missing`
+    lists what the netns backend lacks (one sentence each). Pure, so its wording is tested."""
+    if requested not in BACKENDS:
+        raise LabkitError(f"backend {requested!r} is not one of {', '.join(BACKENDS)} "
+                          "(fix: labkit.lab(backend='auto'))")
+    if requested == "sim":
+        return "sim", "asked for"
+    if not missing:
+        return "netns", ("asked for" if requested == "netns"
+                         else "running as root with the lab's tools installed")
+    if requested == "netns":
+        raise LabkitError("the netns backend cannot run here: " + "; ".join(missing)
+                          + " (fix: see `labkit doctor`, or use backend='sim')")
+    if not root:
+        why = ("not root, and the netns backend's rootless mode (user namespaces) is not built yet: "
+               "see `labkit doctor`")
+    else:
+        why = "; ".join(missing) + ": see `labkit doctor`"
+    return "sim", why
+
+
+def render_choice(backend: str, why: str) -> str:
+    """The one line `lab()` prints."""
+    words = {"sim": "the simulation backend", "netns": "the netns backend (the kernel)"}[backend]
+    return f"labkit: running on {words} ({why})"
+
+
+def _text(value: Union[str, Path, Sequence[Union[str, Path]], None], what: str) -> str:
+    """YAML given as text, as a path, or as several of either (joined as documents)."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "\n---\n".join(_text(v, what) for v in value)
+    if isinstance(value, Path) or ("\n" not in str(value) and str(value).endswith((".yaml", ".yml"))):
+        try:
+            return Path(value).read_text()
+        except OSError as e:
+            raise LabkitError(f"cannot read {what} {value}: {e.strerror} (fix: give a path that exists, "
+                              "or the YAML text itself)") from None
+    return str(value)
+
+
+def lab(backend: str = "auto", name: Optional[str] = None, seed: int = 0,
+        config: Union[str, Path, None] = None,
+        manifests: Union[str, Path, Sequence[Union[str, Path]], None] = None):
+    """A lab that is up, with `manifests` applied: a labkit.backends.base.Backend.
+
+    backend:   "auto" (netns where possible, else sim), "netns" or "sim"
+    name:      the lab's name (1-6 of a-z0-9; default "lab")
+    seed:      every random choice of the control plane (and of the simulation)
+    config:    a kind cluster config (text or path); default: 1 control plane + 2 workers
+    manifests: Kubernetes YAML (text, a path, or a list of them)
+    """
+    from labkit.topology.plan import DEFAULT_LAB_NAME
+
+    name = name or DEFAULT_LAB_NAME
+    config_text = _text(config, "kind config")
+    manifest_text = _text(manifests, "manifests")
+    source = ", ".join(map(str, manifests)) if isinstance(manifests, (list, tuple)) else (
+        str(manifests) if manifests is not None and "\n" not in str(manifests) else "<manifests>")
+    missing: list[str] = []
+    if backend != "sim":
+        from labkit.backends.netns.lab import REQUIRED_TOOLS
+        from labkit.tools import missing_requirements
+
+        missing = [m.reason for m in missing_requirements(root=True, tools=REQUIRED_TOOLS)]
+    chosen, why = choose_backend(backend, os.geteuid() == 0, missing)
+    print(render_choice(chosen, why))
+    if chosen == "netns":
+        from labkit.backends.netns.lab import NetnsLab
+
+        the_lab = NetnsLab(name, config_text, seed)
+    else:
+        from labkit.backends.sim.lab import SimLab
+
+        the_lab = SimLab(name, config_text, seed)
+    the_lab.up(manifest_text, source if manifest_text else "")
+    return the_lab
+
+
+class _CallableModule(type(os)):
+    """`labkit.lab(...)` must work even after `import labkit.lab` made the package's
+    attribute this module rather than the function of the same name."""
+
+    def __call__(self, *args, **kwargs):
+        return lab(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule
