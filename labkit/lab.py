@@ -64,14 +64,20 @@ def _text(value: Union[str, Path, Sequence[Union[str, Path]], None], what: str) 
 
 def lab(backend: str = "auto", name: Optional[str] = None, seed: int = 0,
         config: Union[str, Path, None] = None,
-        manifests: Union[str, Path, Sequence[Union[str, Path]], None] = None):
+        manifests: Union[str, Path, Sequence[Union[str, Path]], None] = None,
+        replace: bool = True):
     """A lab that is up, with `manifests` applied: a labkit.backends.base.Backend.
 
-    backend:   "auto" (netns where possible, else sim), "netns" or "sim"
+    backend:   "auto" (netns where possible, else sim), "netns" or "sim";
+               with "auto", the environment variable LABKIT_BACKEND (sim or
+               netns) decides instead: CI uses it to run the notebooks on the
+               simulation, whose outputs are the ones stored in them
     name:      the lab's name (1-6 of a-z0-9; default "lab")
     seed:      every random choice of the control plane (and of the simulation)
     config:    a kind cluster config (text or path); default: 1 control plane + 2 workers
     manifests: Kubernetes YAML (text, a path, or a list of them)
+    replace:   a kernel lab of the same name left by an earlier run (a learner
+               re-running the set-up cell) is taken down first
     """
     from labkit.topology.plan import DEFAULT_LAB_NAME
 
@@ -80,6 +86,12 @@ def lab(backend: str = "auto", name: Optional[str] = None, seed: int = 0,
     manifest_text = _text(manifests, "manifests")
     source = ", ".join(map(str, manifests)) if isinstance(manifests, (list, tuple)) else (
         str(manifests) if manifests is not None and "\n" not in str(manifests) else "<manifests>")
+    env_choice = os.environ.get("LABKIT_BACKEND", "").strip()
+    if backend == "auto" and env_choice:
+        if env_choice not in BACKENDS:
+            raise LabkitError(f"LABKIT_BACKEND={env_choice!r} is not one of {', '.join(BACKENDS)} "
+                              "(fix: unset it, or set it to sim or netns)")
+        backend = env_choice
     missing: list[str] = []
     if backend != "sim":
         from labkit.backends.netns.lab import REQUIRED_TOOLS
@@ -87,10 +99,16 @@ def lab(backend: str = "auto", name: Optional[str] = None, seed: int = 0,
 
         missing = [m.reason for m in missing_requirements(root=True, tools=REQUIRED_TOOLS)]
     chosen, why = choose_backend(backend, os.geteuid() == 0, missing)
+    if env_choice and why == "asked for":
+        why = f"LABKIT_BACKEND={env_choice}"
     print(render_choice(chosen, why))
     if chosen == "netns":
+        from labkit.backends.netns import cleanup, registry
         from labkit.backends.netns.lab import NetnsLab
 
+        if replace and (registry.load_registry(name) or name in cleanup.find_labs()):
+            cleanup.down_lab(name)
+            print(f"labkit: took down the earlier lab {name!r} first")
         the_lab = NetnsLab(name, config_text, seed)
     else:
         from labkit.backends.sim.lab import SimLab

@@ -184,12 +184,10 @@ def test_setup_script_rejects_an_unknown_verb_without_installing():
     assert done.stderr.startswith("usage: ./setup.sh course [JUPYTER-ARGS...]")
 
 
-def test_welcome_notebook_checks_the_version_it_prints():
-    nb = json.loads((REPO / "notebooks" / "00.00-welcome.ipynb").read_text())
-    assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == "python3"
-    (cell,) = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT\nimport labkit\n")
-    assert cell["outputs"][0]["text"] == ["labkit 0.1.0\n"]
+def test_course_command_opens_the_first_notebook():
+    text = (REPO / "setup.sh").read_text()
+    assert "cd notebooks" in text and "00.00-welcome.ipynb" in text
+    assert (REPO / "notebooks" / "00.00-welcome.ipynb").is_file()
 
 
 # --- conftest: skip with a reason, fail in CI -----------------------------------------
