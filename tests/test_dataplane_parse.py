@@ -224,3 +224,23 @@ def test_statistic_probability_is_quantised_like_the_kernel():
     rules = parse_iptables_restore(text).tables["nat"].chains["X"].rules
     assert [r.canonical.split("--probability ")[1].split()[0] for r in rules] == [
         "0.33333333349", "0.50000000000", "0.25000000000"]
+
+
+def test_source_and_destination_in_one_rule_are_each_tested():
+    """kube-proxy's KUBE-FIREWALL rule has both: -d 127.0.0.0/8 ! -s 127.0.0.0/8."""
+    from labkit.dataplane.packet import Packet
+
+    text = ("*filter\n:X - [0:0]\n"
+            "-A X -d 127.0.0.0/8 ! -s 127.0.0.0/8 -j DROP\n"
+            "-A X -s 10.0.0.0/8 -d 192.168.1.1/32 -j ACCEPT\nCOMMIT\n")
+    drop, accept = parse_iptables_restore(text).tables["filter"].chains["X"].rules
+
+    def pkt(src, dst):
+        return Packet(proto="tcp", src=src, dst=dst, sport=1000, dport=80)
+
+    assert drop.check(pkt("10.244.1.2", "127.0.0.1"), None) is True
+    assert drop.check(pkt("127.0.0.1", "127.0.0.1"), None) is False
+    assert drop.check(pkt("10.244.1.2", "10.96.0.1"), None) is False
+    assert accept.check(pkt("10.1.1.1", "192.168.1.1"), None) is True
+    assert accept.check(pkt("10.1.1.1", "10.2.2.2"), None) is False
+    assert accept.check(pkt("172.16.0.1", "192.168.1.1"), None) is False

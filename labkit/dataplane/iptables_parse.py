@@ -131,11 +131,13 @@ class Rule:
         for addr, attr in ((self.dst, "dst"), (self.src, "src")):
             if addr is None:
                 continue
+            # Bind this address's values now (default arguments): a closure over
+            # the loop's variables would test -s with -d's network.
             net, mask, n = addr.net, addr.mask, addr.negated
             if attr == "dst":
-                checks.append(lambda p, c: ((ip_int(p.dst) & mask) == net) != n)
+                checks.append(lambda p, c, net=net, mask=mask, n=n: ((ip_int(p.dst) & mask) == net) != n)
             else:
-                checks.append(lambda p, c: ((ip_int(p.src) & mask) == net) != n)
+                checks.append(lambda p, c, net=net, mask=mask, n=n: ((ip_int(p.src) & mask) == net) != n)
         if self.iif:
             iif = self.iif
             checks.append(lambda p, c: iif.matches(p.iifname))
