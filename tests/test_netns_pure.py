@@ -184,3 +184,44 @@ MISS conntrack  not installed
 netns backend: not available (see the fixes above)
 sim backend: available
 """
+
+
+def test_doctor_verdict_names_the_way_the_netns_backend_can_run():
+    tools = [Finding(t, True, f"/usr/sbin/{t}") for t in ("ip", "iptables-restore", "iptables-save")]
+    unshare = Finding("unshare", True, "/usr/bin/unshare")
+    userns = Finding("user namespaces", True, "unshare --user --map-root-user --net --mount --pid works")
+    not_root = Finding("root", False, "running as uid 1000", "run as root")
+    verdict = lambda findings: render_doctor(findings).splitlines()[-2]  # noqa: E731
+    assert verdict([Finding("root", True, "running as root")] + tools) == "netns backend: available (as root)"
+    assert verdict([not_root, userns, unshare] + tools) == (
+        "netns backend: available without root, in a user namespace (netns-rootless)")
+    refused = Finding("user namespaces", False, "unshare: unshare failed: Operation not permitted",
+                      "sysctl -w kernel.unprivileged_userns_clone=1 (as root), or run labkit as root")
+    assert verdict([not_root, refused, unshare] + tools) == "netns backend: not available (see the fixes above)"
+    assert verdict([not_root, userns, unshare] + tools[:2]) == "netns backend: not available (see the fixes above)"
+
+
+def test_cloud_namespaces_belong_to_their_lab():
+    """The NAT gateway and the load balancer are found by name too (for `down --all` after lost state)."""
+    assert lab_of_netns("lkab-natgw") == "ab"
+    assert lab_of_netns("lkab-lb") == "ab"
+    assert lab_of_netns("lkab-lbx") == ""
+
+
+def test_down_removes_the_pods_resolv_conf_dirs(tmp_path, monkeypatch):
+    """`labkit down` (cleanup.down_lab) removes /etc/netns/<prefix>-*, and nothing else."""
+    from labkit.backends.netns import cleanup, dns_server
+
+    etc = tmp_path / "netns"
+    for name in ("lkzz-pod-default.a", "lkzz-worker", "lkzy-worker", "other"):
+        (etc / name).mkdir(parents=True)
+        (etc / name / "resolv.conf").write_text("nameserver 10.96.0.10\n")
+    monkeypatch.setattr(dns_server, "ETC_NETNS", str(etc))
+    monkeypatch.setattr(cleanup, "list_netns", lambda: [])
+
+    class NoCommands:
+        def run(self, *a, **k):
+            raise AssertionError("no namespace exists, so no command should run")
+
+    cleanup.down_lab("zz", NoCommands(), root=str(tmp_path / "state"))
+    assert sorted(p.name for p in etc.iterdir()) == ["lkzy-worker", "other"]

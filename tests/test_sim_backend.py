@@ -296,21 +296,7 @@ def test_unknown_sources_name_what_exists(lab):
 # --- labkit.lab(), the facade ---------------------------------------------------
 
 
-def test_choose_backend_says_why():
-    from labkit.lab import choose_backend, render_choice
-
-    assert choose_backend("auto", True, []) == ("netns", "running as root with the lab's tools installed")
-    backend, why = choose_backend("auto", False, ["needs root: run as root or via sudo"])
-    assert render_choice(backend, why) == (
-        "labkit: running on the simulation backend (not root, and the netns backend's rootless mode "
-        "(user namespaces) is not built yet: see `labkit doctor`)")
-    assert choose_backend("auto", True, ["conntrack is not installed: apt-get install conntrack"]) == (
-        "sim", "conntrack is not installed: apt-get install conntrack: see `labkit doctor`")
-    assert choose_backend("sim", True, []) == ("sim", "asked for")
-    with pytest.raises(LabkitError, match="the netns backend cannot run here: needs root"):
-        choose_backend("netns", False, ["needs root: run as root or via sudo"])
-    with pytest.raises(LabkitError, match="backend 'kind' is not one of auto, netns, sim"):
-        choose_backend("kind", True, [])
+# choose_backend's wording: tests/test_lab_facade.py
 
 
 def test_lab_facade_runs_the_sim_and_prints_one_line(capsys):

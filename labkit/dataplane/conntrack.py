@@ -19,6 +19,7 @@ ORIGINAL, REPLY = 0, 1
 TCP_TIMEOUTS = {"SYN_SENT": 120, "SYN_RECV": 60, "ESTABLISHED": 432000, "FIN_WAIT": 120,
                 "CLOSE_WAIT": 60, "LAST_ACK": 30, "TIME_WAIT": 120, "CLOSE": 10}
 UDP_TIMEOUT, UDP_STREAM_TIMEOUT = 30, 120
+UDP_STREAM_AFTER = 2  # a replied UDP flow still active this long after its first packet is a stream
 ICMP_TIMEOUT, GENERIC_TIMEOUT = 30, 600
 RECENT_MAX_STAMPS = 20  # xt_recent ip_pkt_list_tot
 
@@ -63,11 +64,12 @@ class CtEntry:
     confirmed: bool = False
     expires: float = 0.0
     mark: int = 0
+    stream_ts: float = 0.0  # UDP: after this moment a replied flow counts as a stream
 
     def copy(self) -> "CtEntry":
         return CtEntry(self.id, self.orig, self.reply, self.tcp_state, self.seen_reply,
                        self.assured, self.src_nat, self.dst_nat, set(self.nat_done),
-                       self.confirmed, self.expires, self.mark)
+                       self.confirmed, self.expires, self.mark, self.stream_ts)
 
     def states(self, direction: int) -> frozenset:
         """What `-m conntrack --ctstate` sees for a packet of this flow."""
@@ -200,6 +202,7 @@ class Conntrack:
 
     def note_packet(self, e: CtEntry, direction: int, p: Packet, now: float) -> None:
         """Advance the flow's state for one packet and reset its timeout."""
+        replied_before = e.seen_reply
         if direction == REPLY:
             e.seen_reply = True
         if e.orig.proto == "tcp":
@@ -208,10 +211,14 @@ class Conntrack:
                 e.assured = True
             e.expires = now + TCP_TIMEOUTS.get(e.tcp_state, 10)
         elif e.orig.proto == "udp":
-            if e.seen_reply:
-                if direction == ORIGINAL or e.assured:
-                    e.assured = True
-                e.expires = now + (UDP_STREAM_TIMEOUT if e.assured else UDP_TIMEOUT)
+            # nf_conntrack_udp_packet (6.x): the packet is handled before its own reply
+            # bit is set; a flow that has seen a reply becomes a stream (ASSURED, 120 s)
+            # only when a packet comes more than 2 s after the first one, else 30 s
+            if not e.confirmed:
+                e.stream_ts = now + UDP_STREAM_AFTER
+            if replied_before and now > e.stream_ts:
+                e.assured = True
+                e.expires = now + UDP_STREAM_TIMEOUT
             else:
                 e.expires = now + UDP_TIMEOUT
         elif e.orig.proto == "icmp":

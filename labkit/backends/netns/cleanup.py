@@ -25,7 +25,7 @@ from labkit.backends.netns.runner import Runner, list_netns, netns_inode
 from labkit.topology.plan import RESERVED_LAB_NAMES
 
 LAB_NETNS_RE = re.compile(
-    r"lk(?P<lab>[a-z][a-z0-9]{0,5})-(?:net|outside|internet|control-plane\d*|worker\d*|pod-[a-z0-9-]+\..+)"
+    r"lk(?P<lab>[a-z][a-z0-9]{0,5})-(?:net|outside|internet|natgw|lb|control-plane\d*|worker\d*|pod-[a-z0-9-]+\..+)"
 )
 SERVER_SCRIPT = "netexec.py"
 
@@ -139,6 +139,9 @@ def down_lab(lab: str, runner: Runner | None = None, root: str = reg.STATE_ROOT)
     if existing:
         runner.run(["ip", "-force", "-batch", "-"], stdin=render_netns_del(existing), check=False)
     report.namespaces = existing
+    from labkit.backends.netns.dns_server import remove_resolv_confs
+
+    remove_resolv_confs(f"lk{lab}")  # the pods' /etc/netns/<ns>/resolv.conf, by prefix
     reg.remove_state(lab, root)
     report.state_removed = True
     return report

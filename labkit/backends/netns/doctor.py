@@ -6,7 +6,6 @@ render_doctor() turns the findings into text (pure), so its wording is tested.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 
 from labkit.tools import find_tool, install_hint
@@ -27,7 +26,8 @@ def check_machine() -> list[Finding]:
     out = []
     root = os.geteuid() == 0
     out.append(Finding("root", root, "running as root" if root else f"running as uid {os.geteuid()}",
-                       "" if root else "run as root (sudo labkit ...) for the netns backend"))
+                       "" if root else "run as root (sudo labkit ...), or let user namespaces work "
+                       "(below): either gives the netns backend"))
     out.append(_check_userns())
     for tool in LAB_TOOLS:
         path = find_tool(tool)
@@ -44,18 +44,13 @@ def check_machine() -> list[Finding]:
 
 
 def _check_userns() -> Finding:
-    path = find_tool("unshare")
-    if not path:
-        return Finding("user namespaces", False, "cannot test: unshare is missing", install_hint("unshare"))
-    try:
-        p = subprocess.run([path, "-Urn", "true"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return Finding("user namespaces", False, str(e), "")
-    if p.returncode == 0:
-        return Finding("user namespaces", True, "unshare -Urn works")
-    return Finding("user namespaces", False, p.stderr.strip() or f"unshare -Urn exited {p.returncode}",
-                   "sysctl -w kernel.unprivileged_userns_clone=1 (Debian) or "
-                   "sysctl -w user.max_user_namespaces=15000")
+    """A real try: the rootless lab's own `unshare` flags, running `true`."""
+    from labkit.backends.netns.rootless import check_user_namespaces, read_userns_sysctls, render_userns_fix
+
+    works, detail = check_user_namespaces()
+    if works or not find_tool("unshare"):
+        return Finding("user namespaces", works, detail, "" if works else install_hint("unshare"))
+    return Finding("user namespaces", False, detail, render_userns_fix(read_userns_sysctls()))
 
 
 def render_doctor(findings: list[Finding]) -> str:
@@ -69,8 +64,14 @@ def render_doctor(findings: list[Finding]) -> str:
             line += f"\n     {'':<{width}}  fix: {f.fix}"
         lines.append(line)
     have = {f.name: f.ok for f in findings}
-    netns = have.get("root", False) and all(have.get(t, False) for t in ("ip", "iptables-restore", "iptables-save"))
+    tools = all(have.get(t, False) for t in ("ip", "iptables-restore", "iptables-save"))
+    if tools and have.get("root", False):
+        netns = "available (as root)"
+    elif tools and have.get("user namespaces", False) and have.get("unshare", False):
+        netns = "available without root, in a user namespace (netns-rootless)"
+    else:
+        netns = "not available (see the fixes above)"
     lines.append("")
-    lines.append("netns backend: " + ("available" if netns else "not available (see the fixes above)"))
+    lines.append("netns backend: " + netns)
     lines.append("sim backend: available")
     return "\n".join(lines) + "\n"
