@@ -25,6 +25,8 @@ DEBIAN_PACKAGES=(
   dnsmasq-base                          # cluster DNS
   graphviz                              # diagrams (dot)
   ca-certificates                       # pip over https
+  nodejs npm                            # the book: mystmd and playwright-core (scripts/build_book.sh)
+  chromium                              # the book's browser tests (headless)
 )
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,11 +46,20 @@ EOF
 
 # --- 1. Debian packages ------------------------------------------------------
 
+provided_packages() {
+  # Names that installed packages provide: NodeSource's nodejs, for one,
+  # provides (and conflicts with) npm, so asking apt for npm would fail.
+  dpkg-query -W -f='${db:Status-Status}\t${Provides}\n' 2>/dev/null |
+    awk -F'\t' '$1 == "installed" { n = split($2, a, ","); for (i = 1; i <= n; i++) { split(a[i], w, " "); if (w[1] != "") print w[1] } }'
+}
+
 missing_debian_packages() {
   local pkg status
+  local -A provided=()
+  while read -r pkg; do provided[$pkg]=1; done < <(provided_packages)
   for pkg in "${DEBIAN_PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-    [[ "$status" == installed ]] || printf '%s\n' "$pkg"
+    [[ "$status" == installed || -n "${provided[$pkg]:-}" ]] || printf '%s\n' "$pkg"
   done
 }
 
@@ -126,11 +137,16 @@ run_tests() {
   if [[ $# -gt 0 ]]; then
     exec "$VENV/bin/python" -m pytest "$@"
   fi
+  # 0. The book, from the notebooks' stored outputs, warnings as errors
+  #    (scripts/build_book.sh; it installs its npm tools into book/ first).
   # 1. tests/: pure code, the kernel lab (as root), the learner copies' hints,
-  #    and the authored notebooks on the kernel lab (lax, explicit assertions).
+  #    the authored notebooks on the kernel lab (lax, explicit assertions),
+  #    and the book in headless Chromium.
   # 2. The authored notebooks under nbval on the simulation, their stored
   #    outputs compared exactly (tests/nbval_sanitize.cfg lists what may vary).
   local rc=0
+  say "building the book (scripts/build_book.sh)"
+  "$REPO/scripts/build_book.sh" || rc=$?
   say "running the tests (tests/)"
   "$VENV/bin/python" -m pytest || rc=$?
   say "running the authored notebooks on the simulation, outputs compared exactly (course/)"
@@ -152,7 +168,12 @@ main() {
   ensure_python_packages
   case "$verb" in
     course) run_course "$@" ;;
-    test) run_tests "$@" ;;
+    test)
+      # The book's npm tools (mystmd, playwright-core) into book/node_modules,
+      # skipped when book/package-lock.json has not changed.
+      "$REPO/scripts/build_book.sh" --tools-only ||
+        say "the book tools could not be installed: the book's build and browser tests will fail"
+      run_tests "$@" ;;
   esac
 }
 

@@ -130,6 +130,8 @@ def test_setup_script_installs_what_the_lab_needs():
         "dnsmasq-base",
         "graphviz",
         "ca-certificates",
+        "nodejs", "npm",
+        "chromium",
     ]
 
 
