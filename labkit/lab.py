@@ -4,7 +4,8 @@
         lab.http("default/client", "10.96.0.80:80")
 
 "auto" picks the netns backend (real namespaces, the kernel's own rules and
-conntrack) when this process may make namespaces and the tools are there,
+conntrack) when the tools are there and this process is root, or may make a
+user namespace (then a holder process runs the lab inside one: "netns-rootless"),
 else the simulation, and prints one line saying which and why. Both answer
 through the same Backend interface, so the notebook does not change.
 """
@@ -16,34 +17,47 @@ from typing import Optional, Sequence, Union
 
 from labkit.errors import LabkitError
 
-BACKENDS = ("auto", "netns", "sim")
+BACKENDS = ("auto", "netns", "netns-rootless", "sim", "kind")  # "auto" never picks kind
 
 
-def choose_backend(requested: str, root: bool, missing: Sequence[str]) -> tuple[str, str]:
-    """(backend, why) for `requested` on a machine where `root` holds and `missing`
-    lists what the netns backend lacks (one sentence each). Pure, so its wording is tested."""
+def choose_backend(requested: str, root: bool, missing: Sequence[str], userns: bool = False) -> tuple[str, str]:
+    """(backend, why) for `requested` on a machine where `root` holds, `missing` lists
+    what the netns backend lacks (one sentence each; "needs root" is judged from `root`
+    and `userns` instead), and `userns` says whether unprivileged user namespaces work.
+    Pure, so its wording is tested."""
+    from labkit.tools import NOT_ROOT
+
     if requested not in BACKENDS:
         raise LabkitError(f"backend {requested!r} is not one of {', '.join(BACKENDS)} "
                           "(fix: labkit.lab(backend='auto'))")
     if requested == "sim":
         return "sim", "asked for"
-    if not missing:
+    if requested == "kind":  # its own preflight (docker, kind, kubectl) runs in KindLab.up
+        return "kind", "asked for"
+    missing = [m for m in missing if m != NOT_ROOT]
+    if missing:
+        if requested != "auto":
+            raise LabkitError("the netns backend cannot run here: " + "; ".join(missing)
+                              + " (fix: see `labkit doctor`, or use backend='sim')")
+        return "sim", "; ".join(missing) + ": see `labkit doctor`"
+    if root and requested != "netns-rootless":
         return "netns", ("asked for" if requested == "netns"
                          else "running as root with the lab's tools installed")
-    if requested == "netns":
-        raise LabkitError("the netns backend cannot run here: " + "; ".join(missing)
-                          + " (fix: see `labkit doctor`, or use backend='sim')")
-    if not root:
-        why = ("not root, and the netns backend's rootless mode (user namespaces) is not built yet: "
-               "see `labkit doctor`")
-    else:
-        why = "; ".join(missing) + ": see `labkit doctor`"
-    return "sim", why
+    if userns:
+        if requested == "auto":
+            return "netns-rootless", "not root, but user namespaces work: the lab runs inside one"
+        return "netns-rootless", "asked for" if requested == "netns-rootless" else "asked for; not root"
+    if requested != "auto":
+        raise LabkitError("the netns backend cannot run here: not root, and this machine does not allow "
+                          "unprivileged user namespaces (fix: see `labkit doctor`, or use backend='sim')")
+    return "sim", "not root, and this machine does not allow unprivileged user namespaces: see `labkit doctor`"
 
 
 def render_choice(backend: str, why: str) -> str:
     """The one line `lab()` prints."""
-    words = {"sim": "the simulation backend", "netns": "the netns backend (the kernel)"}[backend]
+    words = {"sim": "the simulation backend", "netns": "the netns backend (the kernel)",
+             "netns-rootless": "the netns backend (the kernel, in a user namespace)",
+             "kind": "the kind backend (a real Kubernetes cluster)"}[backend]
     return f"labkit: running on {words} ({why})"
 
 
@@ -68,7 +82,8 @@ def lab(backend: str = "auto", name: Optional[str] = None, seed: int = 0,
         replace: bool = True):
     """A lab that is up, with `manifests` applied: a labkit.backends.base.Backend.
 
-    backend:   "auto" (netns where possible, else sim), "netns" or "sim";
+    backend:   "auto" (netns where possible, else sim), "netns" (as root, or else
+               in a user namespace), "netns-rootless" (always in a user namespace) or "sim";
                with "auto", the environment variable LABKIT_BACKEND (sim or
                netns) decides instead: CI uses it to run the notebooks on the
                simulation, whose outputs are the ones stored in them
@@ -93,14 +108,20 @@ def lab(backend: str = "auto", name: Optional[str] = None, seed: int = 0,
                               "(fix: unset it, or set it to sim or netns)")
         backend = env_choice
     missing: list[str] = []
-    if backend != "sim":
+    root = os.geteuid() == 0
+    userns = False
+    if backend not in ("sim", "kind"):
+        from labkit.backends.netns import rootless
         from labkit.backends.netns.lab import REQUIRED_TOOLS
         from labkit.tools import missing_requirements
 
-        missing = [m.reason for m in missing_requirements(root=True, tools=REQUIRED_TOOLS)]
-    chosen, why = choose_backend(backend, os.geteuid() == 0, missing)
-    if env_choice and why == "asked for":
-        why = f"LABKIT_BACKEND={env_choice}"
+        tools = REQUIRED_TOOLS if root and backend != "netns-rootless" else rootless.REQUIRED_TOOLS
+        missing = [m.reason for m in missing_requirements(tools=tools)]
+        if not missing and (not root or backend == "netns-rootless"):
+            userns = rootless.check_user_namespaces()[0]
+    chosen, why = choose_backend(backend, root, missing, userns)
+    if env_choice and why.startswith("asked for"):
+        why = why.replace("asked for", f"LABKIT_BACKEND={env_choice}", 1)
     print(render_choice(chosen, why))
     if chosen == "netns":
         from labkit.backends.netns import cleanup, registry
@@ -110,6 +131,14 @@ def lab(backend: str = "auto", name: Optional[str] = None, seed: int = 0,
             cleanup.down_lab(name)
             print(f"labkit: took down the earlier lab {name!r} first")
         the_lab = NetnsLab(name, config_text, seed)
+    elif chosen == "netns-rootless":
+        from labkit.backends.netns.rootless import RootlessLab
+
+        the_lab = RootlessLab(name, config_text, seed)  # replaces this process's earlier lab itself
+    elif chosen == "kind":
+        from labkit.backends.kind.lab import KindLab
+
+        the_lab = KindLab(name, config_text, seed)
     else:
         from labkit.backends.sim.lab import SimLab
 

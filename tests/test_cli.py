@@ -26,31 +26,36 @@ The lab behind the course 'Kubernetes networking, packet by packet'.
 
 positional arguments:
   COMMAND
-    render    print the rules kube-proxy would program for some manifests
-    trace     follow one packet through the simulated dataplane, chain by
-              chain
-    netpol    answer NetworkPolicy questions from manifests: check, matrix,
-              rules
-    ingress   route an HTTP request through Ingress/HTTPRoute objects; render
-              nginx.conf
-    up        make a lab and apply manifests to it
-    down      remove a lab (or --all) completely
-    status    list the labs that are up
-    doctor    what this machine allows (root, namespaces, tools) and how to
-              fix gaps
-    apply     create or update objects in a lab
-    delete    delete objects from a lab
-    scale     set a Deployment's replicas
-    probe     send TCP SYNs or UDP packets from a pod, node or outside host
-    http      one real HTTP request inside a lab
-    conntrack
-              a node's conntrack table
-    rules     a node's rules as iptables-save shows them
-    version   print labkit's version
+    render       print the rules kube-proxy would program for some manifests
+    trace        follow one packet through the simulated dataplane, chain by
+                 chain
+    netpol       answer NetworkPolicy questions from manifests: check, matrix,
+                 rules
+    ingress      route an HTTP request through Ingress/HTTPRoute objects;
+                 render nginx.conf
+    up           make a lab and apply manifests to it
+    down         remove a lab (or --all) completely
+    status       list the labs that are up
+    doctor       what this machine allows (root, namespaces, tools) and how to
+                 fix gaps
+    apply        create or update objects in a lab
+    delete       delete objects from a lab
+    scale        set a Deployment's replicas
+    probe        send TCP SYNs or UDP packets from a pod, node or outside host
+    http         one real HTTP request inside a lab
+    conntrack    a node's conntrack table
+    rules        a node's rules as iptables-save shows them
+    compare-rules
+                 diff a kind node's live kube-proxy rules against labkit's
+                 rendering
+    masquerade   turn the pod network's masquerade on or off in a lab
+    dns          look a name up from a pod through cluster DNS
+    env          the Service environment variables a pod has
+    version      print labkit's version
 
 options:
-  -h, --help  show this help message and exit
-  --version   show program's version number and exit
+  -h, --help     show this help message and exit
+  --version      show program's version number and exit
 
 Run 'labkit COMMAND --help' for a command's own options.
 """
@@ -87,7 +92,8 @@ def test_unknown_subcommand_exits_2(capsys):
     assert err.endswith(
         "labkit: error: argument COMMAND: invalid choice: 'bogus' "
         "(choose from 'render', 'trace', 'netpol', 'ingress', 'up', 'down', 'status', 'doctor', 'apply', "
-        "'delete', 'scale', 'probe', 'http', 'conntrack', 'rules', 'version')\n"
+        "'delete', 'scale', 'probe', 'http', 'conntrack', 'rules', 'compare-rules', "
+        "'masquerade', 'dns', 'env', 'version')\n"
     )
 
 

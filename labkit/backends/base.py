@@ -99,6 +99,9 @@ class TraceStep:
     rule: str  # the rule as iptables-save prints it ("" for a policy)
     verdict: str  # the target taken: "ACCEPT", "DNAT", "KUBE-SVC-...", "RETURN", "continue"
     packet: str = ""  # the packet as it was at this step, one line
+    # the namespace whose chain this is (a trace may cross the LB, a node, the NAT gateway);
+    # not compared: two traces agree when their steps do, wherever they were recorded
+    netns: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

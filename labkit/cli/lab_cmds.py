@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 from labkit.errors import LabkitError
 
@@ -38,39 +40,160 @@ def _name(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def _attach(name: str):
     from labkit.backends.netns.lab import NetnsLab
+    from labkit.cli.kind_cmds import attach_kind  # hook: a kind lab of this name, if one is up
 
-    return NetnsLab.attach(name)
+    return attach_kind(name) or RecordedSimLab.load(name) or NetnsLab.attach(name)
+
+
+# --- sim labs that outlive the command ---------------------------------------------------
+
+RECORDED_CALLS = ("apply", "delete", "scale", "probe", "http", "trace")  # the calls that change a sim lab
+
+
+def sim_state_dir() -> Path:
+    """Where this user's command-line sim labs are kept: $LABKIT_STATE_DIR, else
+    $XDG_STATE_HOME/labkit, else ~/.local/state/labkit; one JSON file per lab under sim/."""
+    base = os.environ.get("LABKIT_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "labkit")
+    return Path(base) / "sim"
+
+
+class RecordedSimLab:
+    """A sim lab made by `labkit up --backend sim`, rebuilt in every later command.
+
+    A SimLab lives in one process, so its state file records how it was made
+    (kind config, seed, the manifests of `up`) and every later call that
+    changes it (apply, delete, scale, and the probes: they move its clock,
+    its random choices and its conntrack tables), in order. Replaying them on
+    a fresh SimLab -- deterministic under the seed -- gives the very lab the
+    last command left. Read-only calls (conntrack, rules, pods) are not recorded.
+    """
+
+    backend = "sim"
+
+    def __init__(self, path: Path, record: dict):
+        from labkit.backends.sim.lab import SimLab
+
+        self.path = path
+        self.record = record
+        self.sim = SimLab(record["lab"], record["kind_config"], record["seed"])
+        self.sim.up(record["manifests"], record["source"])
+        for call in record["calls"]:
+            getattr(self.sim, call["call"])(*call["args"], **call["kwargs"])
+
+    @classmethod
+    def create(cls, lab: str, kind_config: str, seed: int, manifests: str, source: str) -> "RecordedSimLab":
+        path = sim_state_dir() / f"{lab}.json"
+        if path.exists():
+            raise LabkitError(f"lab {lab!r} already exists (fix: `labkit down --name {lab}` first, "
+                              "or pick another --name)")
+        made = cls(path, {"lab": lab, "backend": "sim", "kind_config": kind_config, "seed": seed,
+                          "manifests": manifests, "source": source, "calls": []})
+        made.save()
+        return made
+
+    @classmethod
+    def load(cls, lab: str) -> Optional["RecordedSimLab"]:
+        """The sim lab named `lab`, or None if this user has none of that name."""
+        path = sim_state_dir() / f"{lab}.json"
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise LabkitError(f"the state of sim lab {lab!r} ({path}) cannot be read: {e} "
+                              f"(fix: `labkit down --name {lab}`, then make it again)") from None
+        return cls(path, record)
+
+    def save(self) -> None:
+        """Write the record (a temporary file, then rename), with counts for `labkit status`."""
+        self.record["pods"] = len(self.sim.pods())
+        self.record["namespaces"] = len(self.sim.plan.namespaces)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.record, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def __getattr__(self, name: str):
+        value = getattr(self.sim, name)
+        if name not in RECORDED_CALLS:
+            return value
+
+        def recorded(*args, **kwargs):
+            result = value(*args, **kwargs)
+            self.record["calls"].append({"call": name, "args": list(args), "kwargs": kwargs})
+            self.save()
+            return result
+
+        return recorded
+
+
+def sim_lab_names() -> list[str]:
+    try:
+        return sorted(p.name[:-5] for p in sim_state_dir().iterdir() if p.name.endswith(".json"))
+    except FileNotFoundError:
+        return []
+
+
+def down_sim_lab(lab: str) -> Optional[str]:
+    """Remove sim lab `lab`'s state; its summary line, or None if there was no such sim lab."""
+    path = sim_state_dir() / f"{lab}.json"
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    return f"lab {lab}: removed its simulation state"
 
 
 def cmd_up(argv: Sequence[str]) -> int:
     p = _parser("up", "Make a lab: nodes, pods and outside hosts, then apply manifests.")
-    p.add_argument("--backend", choices=("auto", "netns", "sim"), default="auto")
+    p.add_argument("--backend", choices=("auto", "netns", "sim", "kind"), default="auto")
     _name(p)
     p.add_argument("--config", help="a kind cluster config (kind.x-k8s.io/v1alpha4)")
     p.add_argument("-f", "--filename", action="append", default=[], help="manifests to apply (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     backend = args.backend
+    if backend == "kind":  # hook: labkit/cli/kind_cmds.py makes the cluster
+        from labkit.cli.kind_cmds import up_kind
+
+        return up_kind(args.name, _read(args.config) if args.config else "",
+                       "\n---\n".join(_read(f) for f in args.filename), ",".join(args.filename), args.seed)
+    from labkit.topology.plan import check_lab_name
+
+    check_lab_name(args.name)
     if backend in ("auto", "netns"):
         from labkit.tools import missing_requirements
         from labkit.backends.netns.lab import REQUIRED_TOOLS
 
         missing = missing_requirements(root=True, tools=REQUIRED_TOOLS)
         if missing and backend == "netns":
-            raise LabkitError("the netns backend cannot run here: " + "; ".join(m.reason for m in missing))
+            raise LabkitError("the netns backend cannot run here: " + "; ".join(m.reason for m in missing)
+                              + " (a command-line kernel lab needs root; labkit.lab() in Python runs one "
+                              "in a user namespace without root)")
         if missing:
-            print("labkit: netns is not possible here (" + "; ".join(m.reason for m in missing)
-                  + "), so the lab would be sim", file=sys.stderr)
+            print("labkit: the netns backend is not possible here (" + "; ".join(m.reason for m in missing)
+                  + "), so the lab is the simulation", file=sys.stderr)
             backend = "sim"
         else:
             backend = "netns"
-    if backend == "sim":
-        raise LabkitError("`labkit up --backend sim` is not wired to a command-line lab yet "
-                          "(use labkit.lab(backend='sim') in Python)")
-    from labkit.backends.netns.lab import NetnsLab
-
     config = _read(args.config) if args.config else ""
     manifests = "\n---\n".join(_read(f) for f in args.filename)
+    if backend == "sim":
+        from labkit.backends.netns import registry as reg
+
+        if reg.load_registry(args.name) is not None:
+            raise LabkitError(f"lab {args.name!r} already exists as a kernel lab (fix: `labkit down --name "
+                              f"{args.name}` first, or pick another --name)")
+        sim = RecordedSimLab.create(args.name, config, args.seed, manifests, ",".join(args.filename))
+        print(f"lab {args.name} is up (sim): {len(sim.plan.nodes)} nodes, {len(sim.plan.pods)} pods, "
+              f"{len(sim.services())} services")
+        return 0
+    from labkit.backends.netns.lab import NetnsLab
+
+    if RecordedSimLab.load(args.name) is not None:
+        raise LabkitError(f"lab {args.name!r} already exists as a sim lab (fix: `labkit down --name "
+                          f"{args.name}` first, or pick another --name)")
     lab = NetnsLab(args.name, config, args.seed)
     lab.up(manifests, ",".join(args.filename))
     plan = lab.plan
@@ -88,17 +211,24 @@ def cmd_down(argv: Sequence[str]) -> int:
     from labkit.backends.netns import cleanup
 
     if args.all:
-        reports = cleanup.down_all()
-        for r in reports:
-            print(r.summary())
-        if not reports:
-            print("no labs found")
+        lines = [r.summary() for r in cleanup.down_all()] + [down_sim_lab(n) for n in sim_lab_names()]
+        print("\n".join(filter(None, lines)) or "no labs found")
         return 0
     from labkit.topology.plan import DEFAULT_LAB_NAME, check_lab_name
 
     name = args.name or DEFAULT_LAB_NAME
     check_lab_name(name)
-    print(cleanup.down_lab(name).summary())
+    from labkit.cli.kind_cmds import down_kind  # hook: a kind lab's cluster, if labkit made one
+
+    kind = down_kind(name)
+    if kind is not None:
+        print(kind)
+        return 0
+    sim = down_sim_lab(name)
+    if sim is not None and name not in cleanup.find_labs():
+        print(sim)
+        return 0
+    print(cleanup.down_lab(name).summary())  # idempotent: a lab that is not there is removed again
     return 0
 
 
@@ -122,6 +252,13 @@ def cmd_status(argv: Sequence[str]) -> int:
             "pods": sum(1 for n in ns if "-pod-" in n),
             "processes": len(r.processes) if r else 0,
         })
+    for name in sim_lab_names():
+        try:
+            record = json.loads((sim_state_dir() / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            record = {}
+        labs.append({"name": name, "backend": "sim", "phase": "up" if record else "unreadable state",
+                     "namespaces": record.get("namespaces", 0), "pods": record.get("pods", 0), "processes": 0})
     if args.json:
         print(json.dumps(labs, indent=1))
     elif not labs:

@@ -58,6 +58,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("http", "labkit.cli.lab_cmds", "main_http", "one real HTTP request inside a lab"),
     Subcommand("conntrack", "labkit.cli.lab_cmds", "main_conntrack", "a node's conntrack table"),
     Subcommand("rules", "labkit.cli.lab_cmds", "main_rules", "a node's rules as iptables-save shows them"),
+    Subcommand("compare-rules", "labkit.cli.kind_cmds", "main_compare_rules",
+               "diff a kind node's live kube-proxy rules against labkit's rendering"),
+    Subcommand("masquerade", "labkit.cli.outside_cmds", "main_masquerade",
+               "turn the pod network's masquerade on or off in a lab"),
+    Subcommand("dns", "labkit.cli.outside_cmds", "main_dns", "look a name up from a pod through cluster DNS"),
+    Subcommand("env", "labkit.cli.outside_cmds", "main_env", "the Service environment variables a pod has"),
     Subcommand("version", "labkit.cli.main", "main_version", "print labkit's version"),
 )
 

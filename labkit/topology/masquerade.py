@@ -9,11 +9,33 @@ namespace gets ONE iptables-restore.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
 MASQ_CHAIN = "KIND-MASQ-AGENT"
 
 
-def render_kindnet_masquerade(pod_subnet: str) -> str:
-    """kindnet's ip-masq-agent rules for a node (nat table only)."""
+@dataclass(frozen=True)
+class MasqueradeSettings:
+    """The pod network's masquerade, as a learner may change it.
+
+    enabled: False leaves kindnet's chain out entirely (`labkit masquerade off`):
+    pod traffic leaves the node with the pod's own address.
+    non_masquerade_cidrs: ip-masq-agent's list; None means kindnet's default
+    (the pod subnet).
+    """
+
+    enabled: bool = True
+    non_masquerade_cidrs: Optional[tuple[str, ...]] = None
+
+
+def render_kindnet_masquerade(pod_subnet: str, non_masquerade_cidrs: Optional[Sequence[str]] = None) -> str:
+    """kindnet's ip-masq-agent rules for a node (nat table only).
+
+    non_masquerade_cidrs: destinations reached with the pod's own address (ip-masq-agent's
+    nonMasqueradeCIDRs); kindnet's default is the pod subnet alone.
+    """
+    cidrs = list(non_masquerade_cidrs) if non_masquerade_cidrs is not None else [pod_subnet]
     return "\n".join(
         [
             "*nat",
@@ -22,8 +44,10 @@ def render_kindnet_masquerade(pod_subnet: str) -> str:
             "-A POSTROUTING -m addrtype ! --dst-type LOCAL -m comment --comment "
             '"kind-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic '
             f'to our custom {MASQ_CHAIN} chain" -j {MASQ_CHAIN}',
-            f"-A {MASQ_CHAIN} -d {pod_subnet} -m comment --comment "
-            '"kind-masq-agent: local traffic is not subject to MASQUERADE" -j RETURN',
+        ]
+        + [f"-A {MASQ_CHAIN} -d {cidr} -m comment --comment "
+           '"kind-masq-agent: local traffic is not subject to MASQUERADE" -j RETURN' for cidr in cidrs]
+        + [
             f"-A {MASQ_CHAIN} -m comment --comment "
             '"kind-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)" -j MASQUERADE',
             "COMMIT",

@@ -59,6 +59,14 @@ INTERNET_NETWORK = "203.0.113.0/24"  # TEST-NET-3: a host on "the internet"
 INTERNET_GATEWAY = "203.0.113.1"
 INTERNET_HOST = "203.0.113.10"
 
+# The cloud around the cluster (made only when a story needs it: see build_plan's `cloud`).
+# A NAT gateway and a load balancer sit on the node network, as a cloud's do in its VPC.
+NAT_GATEWAY_IP = "172.18.255.254"
+LOAD_BALANCER_IP = "172.18.255.253"
+PUBLIC_NETWORK = "198.51.100.0/24"  # TEST-NET-2: the nodes' public addresses and the LB pool
+LB_POOL_FIRST, LB_POOL_LAST = "198.51.100.200", "198.51.100.250"
+LB_POOL_ROUTE = "198.51.100.192/26"  # holds the whole pool: routed to the load balancer
+
 NODE_SYSCTLS = (
     ("net.ipv4.ip_forward", "1"),
     # kube-proxy (iptables mode) sets it so NodePorts answer on 127.0.0.1
@@ -82,7 +90,7 @@ class Netns:
     """One network namespace: its name, what it plays, and its sysctls."""
 
     name: str
-    role: str  # "network", "node", "pod", "outside", "internet"
+    role: str  # "network", "cloud" (the NAT gateway, the load balancer), "node", "pod", "outside", "internet"
     owner: str  # node name, "namespace/pod", or "" for the lab's own hosts
     sysctls: tuple[tuple[str, str], ...] = ()
 
@@ -171,6 +179,28 @@ class HostPlan:
 
 
 @dataclass(frozen=True)
+class CloudPlan:
+    """The cloud around the cluster: a 1:1 NAT gateway to the internet and an L4 load balancer.
+
+    public: (node name, private address, public address) for every node, the
+    NAT gateway's 1:1 map. The gateway drops anything else leaving for the
+    internet (a pod's own address is unknown to the cloud).
+    """
+
+    natgw_netns: str
+    lb_netns: str
+    natgw_ip: str  # on the node network
+    lb_ip: str  # on the node network
+    public: tuple[tuple[str, str, str], ...]
+    natgw_internal_dev: str = "eth0"
+    natgw_internet_dev: str = ""  # the link toward the internet host
+    lb_outside_dev: str = ""  # the link toward the outside client
+
+    def public_ip(self, node_ip: str) -> str:
+        return next((pub for _, priv, pub in self.public if priv == node_ip), "")
+
+
+@dataclass(frozen=True)
 class LabPlan:
     lab: str
     prefix: str
@@ -189,6 +219,7 @@ class LabPlan:
     routes: tuple[Route, ...]
     bridge_name: str = ""
     link_names: tuple[str, ...] = field(default=())
+    cloud: Optional[CloudPlan] = None
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:
@@ -216,6 +247,10 @@ class LabPlan:
         for h in (self.outside, self.internet):
             if h.ip == ip:
                 return h.name
+        if self.cloud is not None:
+            for node, _, pub in self.cloud.public:
+                if pub == ip:
+                    return f"node {node}"
         return ""
 
 
@@ -269,11 +304,17 @@ def build_plan(
     topology: ClusterTopology,
     pods: Iterable[PodPlacement] = (),
     node_pod_cidrs: Optional[Mapping[str, str]] = None,
+    cloud: bool = False,
 ) -> LabPlan:
     """Everything the lab needs, or a ManifestError listing every problem found.
 
     node_pod_cidrs: the control plane's allocation (ClusterState.nodes) when
     known; otherwise the topology's own (the n-th /24 for the n-th node).
+    cloud: put the cluster in a cloud: a NAT gateway namespace "<prefix>-natgw"
+    between the node network and the internet host (1:1 public addresses,
+    nothing else gets out) and a load balancer namespace "<prefix>-lb" between
+    the outside client and the nodes. Without it (the default, and cheaper)
+    both hosts hang off the net namespace, which masquerades like docker.
     """
     prefix = lab_prefix(lab)
     problems: list[Problem] = []
@@ -320,11 +361,18 @@ def build_plan(
 
     outside = HostPlan("outside", f"{prefix}-outside", OUTSIDE_CLIENT, OUTSIDE_GATEWAY, f"{prefix}-out")
     internet = HostPlan("internet", f"{prefix}-internet", INTERNET_HOST, INTERNET_GATEWAY, f"{prefix}-inet")
+    cloud_plan = None
+    gateway_of = {"outside": net_ns, "internet": net_ns}
+    if cloud:
+        cloud_plan = _cloud_plan(prefix, nodes, bridge, node_net.prefixlen, namespaces, veths, addresses,
+                                 routes, net_ns)
+        gateway_of = {"outside": cloud_plan.lb_netns, "internet": cloud_plan.natgw_netns}
     for host, network in ((outside, OUTSIDE_NETWORK), (internet, INTERNET_NETWORK)):
         plen = ipaddress.ip_network(network).prefixlen
+        router = gateway_of[host.name]
         namespaces.append(Netns(host.netns, host.name, ""))
-        veths.append(Veth(net_ns, host.port, host.netns, "eth0"))
-        addresses.append(Address(net_ns, host.port, f"{host.gateway}/{plen}"))
+        veths.append(Veth(router, host.port, host.netns, "eth0"))
+        addresses.append(Address(router, host.port, f"{host.gateway}/{plen}"))
         addresses.append(Address(host.netns, "eth0", f"{host.ip}/{plen}"))
         routes.append(Route(host.netns, "default", "eth0", via=host.gateway))
 
@@ -399,4 +447,28 @@ def build_plan(
         routes=tuple(routes),
         bridge_name=bridge,
         link_names=link_names,
+        cloud=cloud_plan,
     )
+
+
+def public_address(node_ip: str) -> str:
+    """A node's public address behind the NAT gateway: 172.18.0.3 -> 198.51.100.3."""
+    return str(ipaddress.ip_network(PUBLIC_NETWORK).network_address + (int(ipaddress.ip_address(node_ip)) & 0xFF))
+
+
+def _cloud_plan(prefix, nodes, bridge, plen, namespaces, veths, addresses, routes, net_ns) -> CloudPlan:
+    """Add the NAT gateway and the load balancer (both on the node network) to the plan's lists."""
+    natgw, lb = f"{prefix}-natgw", f"{prefix}-lb"
+    namespaces.append(Netns(natgw, "cloud", "nat-gateway", ROUTER_SYSCTLS))
+    namespaces.append(Netns(lb, "cloud", "load-balancer", ROUTER_SYSCTLS))
+    veths.append(Veth(net_ns, f"{prefix}-gw", natgw, "eth0", master=bridge))
+    veths.append(Veth(net_ns, f"{prefix}-lb", lb, "eth0", master=bridge))
+    addresses.append(Address(natgw, "eth0", f"{NAT_GATEWAY_IP}/{plen}"))
+    addresses.append(Address(lb, "eth0", f"{LOAD_BALANCER_IP}/{plen}"))
+    routes.append(Route(net_ns, "default", bridge, via=NAT_GATEWAY_IP))
+    routes.append(Route(net_ns, OUTSIDE_NETWORK, bridge, via=LOAD_BALANCER_IP))
+    routes.append(Route(net_ns, LB_POOL_ROUTE, bridge, via=LOAD_BALANCER_IP))
+    routes.append(Route(lb, "default", "eth0", via=NODE_GATEWAY))
+    public = tuple((n.name, n.ip, public_address(n.ip)) for n in nodes)
+    return CloudPlan(natgw, lb, NAT_GATEWAY_IP, LOAD_BALANCER_IP, public,
+                     natgw_internet_dev=f"{prefix}-inet", lb_outside_dev=f"{prefix}-out")

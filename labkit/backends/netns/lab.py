@@ -1,6 +1,6 @@
 """The kernel lab: a LabPlan made real with `ip`, kube-proxy's rules, and a server per pod.
 
-Needs root (the rootless path through `unshare -Urnm` is not built yet).
+Needs root, or a user namespace: labkit.backends.netns.rootless runs this same class in a holder process.
 The sequence of `up`, and of every re-sync after apply/delete/scale:
   1. the registry notes the namespaces about to exist (before they do);
   2. one `ip -batch -` adds the namespaces; `ip -n NS -batch -` per namespace,
@@ -12,10 +12,12 @@ Anything failing during `up` removes what was made, then re-raises.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
-from dataclasses import dataclass
-from typing import Optional
+import time
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
 
 from labkit.backends import operations as ops
 from labkit.backends.base import (
@@ -36,13 +38,31 @@ from labkit.backends.netns.probes import http_probe, syn_probe, udp_probe
 from labkit.backends.netns.rules import render_lab_rules
 from labkit.backends.netns.runner import Runner, write_sysctls
 from labkit.controllers.cluster import ClusterSettings, ClusterState
+from labkit.controllers.loadbalancer import with_load_balancer_status
 from labkit.errors import LabkitError
 from labkit.tools import missing_requirements
+from labkit.topology.masquerade import MasqueradeSettings
+from labkit.topology.outside import (
+    INTERNET_HOSTNAME,
+    INTERNET_HTTP_PORT,
+    INTERNET_UDP_PORT,
+    KUBE_DNS_MANIFEST,
+    LabNetworkSettings,
+    check_cidrs,
+    dns_pods,
+    health_servers,
+    is_dns_pod,
+    needs_cloud,
+    require_cluster_dns,
+    router_netns,
+    trace_namespaces,
+)
 from labkit.topology.kind_config import ClusterTopology, default_topology, parse_kind_config_text
 from labkit.topology.plan import DEFAULT_LAB_NAME, LabPlan, build_plan, check_lab_name, placements_from_pods
 from labkit.workloads.netexec import pod_server_ports
 
 REQUIRED_TOOLS = ("ip", "iptables-restore", "iptables-save")
+NETWORK_FILE = "network.json"  # the lab's LabNetworkSettings, in its state directory
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,9 @@ class NetnsLab(Backend):
         self.state: Optional[ClusterState] = None
         self.plan: Optional[LabPlan] = None
         self._rng = random.Random(f"{seed}:probes")
+        self.network = LabNetworkSettings()
+        self._health_running: dict[str, tuple] = {}  # node netns -> answers its server gives
+        self._dns_running: dict[str, str] = {}  # DNS pod netns -> the configuration dnsmasq runs with
 
     # --- life cycle -------------------------------------------------------
 
@@ -125,11 +148,19 @@ class NetnsLab(Backend):
                               "`labkit status` lists the labs)")
         self = cls(lab, registry.kind_config, registry.seed, runner, root)
         self.registry = registry
-        self.state = ops.replay(registry.operations, self.settings, self.seed, self.topology.node_names)
+        self.network = _load_network(registry)
+        self.state = with_load_balancer_status(
+            ops.replay(registry.operations, self.settings, self.seed, self.topology.node_names))
         self.plan = self._plan_for(self.state)
+        self._health_running = {h.netns: h.answers for h in health_servers(self.plan, self.state)}
+        self._dns_running = {p.netns: "?" for p in self.plan.pods if p.key in {
+            f"{q.meta.namespace}/{q.meta.name}" for q in dns_pods(self.state)}}
         return self
 
     def down(self) -> None:
+        from labkit.backends.netns.dns_server import remove_resolv_confs
+
+        remove_resolv_confs(f"lk{self.lab}")
         cleanup.down_lab(self.lab, self.runner, self.root)
         self.registry = None
 
@@ -176,11 +207,12 @@ class NetnsLab(Backend):
         return list(self._state().services)
 
     def rules(self, node: str, table: str = "nat") -> str:
-        ns = self._node(node).netns
+        ns = self._router(node)
         return self.runner.run(["ip", "netns", "exec", ns, "iptables-save", "-t", table]).stdout
 
     def conntrack(self, node: str) -> list[ConntrackEntry]:
-        ns = self._node(node).netns
+        """A node's conntrack table; also "natgw", "lb" (the cloud's) and "net"."""
+        ns = self._router(node)
         out = self.runner.run(["ip", "netns", "exec", ns, "conntrack", "-L"], check=False)
         if out.returncode != 0 and "0 flow entries" not in out.stderr:
             raise LabkitError(f"conntrack -L failed in {ns}: {out.stderr.strip()}")
@@ -204,6 +236,9 @@ class NetnsLab(Backend):
         n = self._node(source)
         return Endpoint(n.name, n.netns, n.ip, n.name)
 
+    def _router(self, name: str) -> str:
+        return router_netns(self._plan(), name) or self._node(name).netns
+
     def _node(self, name: str):
         plan = self._plan()
         for n in plan.nodes:
@@ -212,6 +247,8 @@ class NetnsLab(Backend):
         raise LabkitError(f"no node {name!r} in lab {self.lab} (nodes: " + ", ".join(n.name for n in plan.nodes) + ")")
 
     def _pod_by_hostname(self, hostname: str) -> str:
+        if hostname == INTERNET_HOSTNAME and self._plan().cloud is not None:
+            return INTERNET_HOSTNAME
         keys = [p.key for p in self._plan().pods if p.name == hostname]
         return keys[0] if len(keys) == 1 else ""
 
@@ -225,8 +262,9 @@ class NetnsLab(Backend):
 
     def probe(self, source: str, destination: str, protocol: str = "tcp", count: int = 1,
               timeout: float = 1.0) -> list[ProbeResult]:
-        src = self.endpoint(source)
         host, port = parse_destination(destination)
+        self._ensure_cloud(source, host)
+        src = self.endpoint(source)
         results = []
         for _ in range(count):
             sport = self._rng.randrange(32768, 61000)
@@ -255,6 +293,16 @@ class NetnsLab(Backend):
         """(pod, "address:port" the pod saw) from the conntrack entry of this connection."""
         node = self._nat_node(src, host)
         plan = self._plan()
+        if not node and plan.cloud is not None:  # through the load balancer: its entry names the node
+            try:
+                for e in self.conntrack("lb"):
+                    if e.proto == "tcp" and e.orig.sport == sport and e.orig.dst == host and e.orig.dport == port:
+                        owner = plan.owner_of(e.reply.src)
+                        if owner.startswith("node "):
+                            node, host, port = owner[5:], e.reply.src, e.reply.sport
+                        break
+            except LabkitError:
+                pass
         if node:
             try:
                 for e in self.conntrack(node):
@@ -268,53 +316,73 @@ class NetnsLab(Backend):
         return (owner[4:] if owner.startswith("pod ") else owner), ""
 
     def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0) -> ProbeResult:
-        src = self.endpoint(source)
         host, port = parse_destination(destination)
+        self._ensure_cloud(source, host)
+        src = self.endpoint(source)
         o = http_probe(src.netns, host, port, path, timeout)
         if o.ok:
             verdict = ANSWERED
         else:
             verdict = {"refused": REFUSED, "timeout": NO_REPLY}.get(o.error, UNREACHABLE)
+        answered_by, seen_as = self._pod_by_hostname(o.hostname), o.client_seen_as
+        if o.ok and not answered_by:  # kube-proxy's health check server answers on a node
+            for h in health_servers(self._plan(), self._state()):
+                if h.ip == host and h.answer(port) is not None:
+                    answered_by, seen_as = h.node, ""  # it has no /clientip: every path gets the JSON
         return ProbeResult(src.label, destination, "tcp", verdict,
-                           answered_by=self._pod_by_hostname(o.hostname), reply_from=o.peer,
-                           client_seen_as=o.client_seen_as, client_address=o.local, kind="http",
+                           answered_by=answered_by, reply_from=o.peer,
+                           client_seen_as=seen_as, client_address=o.local, kind="http",
                            status=o.status, body=o.body, detail=o.error)
 
     def trace(self, source: str, destination: str, protocol: str = "tcp", timeout: float = 1.0) -> Trace:
         """One TCP SYN traced by the kernel through the first node's chains (TRACE + xtables-monitor)."""
         import subprocess
-        import time
 
         from labkit.backends.netns.trace_text import parse_xtables_trace, rule_positions
         from labkit.tools import require_tool
 
         if protocol != "tcp":
             raise LabkitError("the kernel trace sends a TCP SYN; --protocol udp is not traced yet")
-        src = self.endpoint(source)
         host, port = parse_destination(destination)
+        self._ensure_cloud(source, host)
+        src = self.endpoint(source)
         node_name = self._nat_node(src, host)
-        if not node_name:
+        names = trace_namespaces(self._plan(), node_name, host)
+        if not names:
             raise LabkitError(f"{destination} is not a node of the lab, so no node's chains see a packet "
                               f"from {source} to it")
-        ns = self._plan().node(node_name).netns
         sport = self._rng.randrange(32768, 61000)
-        hook = "OUTPUT" if src.netns == ns else "PREROUTING"
-        match = ["-s", src.ip, "-p", "tcp", "--sport", str(sport), "-j", "TRACE"]
-        monitor = subprocess.Popen(["ip", "netns", "exec", ns, require_tool("xtables-monitor"), "--trace"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        rules = []
+        for i, ns in enumerate(names):
+            hook = "OUTPUT" if src.netns == ns else "PREROUTING"
+            # --syn: only the SYN; the client's RST after the SYN-ACK has the same source and port.
+            # After the first hop the source may be masqueraded (the port is kept): match the port.
+            match = (["-s", src.ip] if i == 0 else []) + ["-p", "tcp", "--sport", str(sport), "--syn", "-j", "TRACE"]
+            rules.append((ns, hook, match))
+        monitors = [subprocess.Popen(["ip", "netns", "exec", ns, require_tool("xtables-monitor"), "--trace"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    for ns in names]
+        outs = []
         try:
-            self.runner.run(["ip", "netns", "exec", ns, "iptables", "-t", "raw", "-I", hook, "1"] + match)
+            for ns, hook, match in rules:
+                self.runner.run(["ip", "netns", "exec", ns, "iptables", "-t", "raw", "-I", hook, "1"] + match)
             time.sleep(0.1)  # xtables-monitor subscribes to the trace events
             o = syn_probe(src.netns, src.ip, host, port, sport, timeout)
             time.sleep(0.1)
         finally:
-            self.runner.run(["ip", "netns", "exec", ns, "iptables", "-t", "raw", "-D", hook] + match, check=False)
-            monitor.terminate()
-            out = monitor.communicate(timeout=5)[0]
-        save = self.runner.run(["ip", "netns", "exec", ns, "iptables-save"]).stdout
-        positions = {t: rule_positions(save, t) for t in ("raw", "mangle", "nat", "filter")}
+            for ns, hook, match in rules:
+                self.runner.run(["ip", "netns", "exec", ns, "iptables", "-t", "raw", "-D", hook] + match,
+                                check=False)
+            for monitor in monitors:
+                monitor.terminate()
+                outs.append(monitor.communicate(timeout=5)[0])
+        steps = []
+        for ns, out in zip(names, outs):
+            save = self.runner.run(["ip", "netns", "exec", ns, "iptables-save"]).stdout
+            positions = {t: rule_positions(save, t) for t in ("raw", "mangle", "nat", "filter")}
+            steps += [replace(step, netns=ns) for step in parse_xtables_trace(out, positions)]
         verdict = {"syn-ack": ANSWERED, "rst": REFUSED, "icmp": UNREACHABLE}.get(o.answer, NO_REPLY)
-        return Trace(src.label, destination, "tcp", tuple(parse_xtables_trace(out, positions)), verdict)
+        return Trace(src.label, destination, "tcp", tuple(steps), verdict)
 
     # --- internals ----------------------------------------------------------
 
@@ -335,13 +403,18 @@ class NetnsLab(Backend):
 
     def _plan_for(self, state: ClusterState) -> LabPlan:
         cidrs = {n.meta.name: n.pod_cidr for n in state.nodes if n.pod_cidr}
-        return build_plan(self.lab, self.topology, placements_from_pods(state.pods), cidrs)
+        return build_plan(self.lab, self.topology, placements_from_pods(state.pods), cidrs,
+                          cloud=self.network.cloud)
 
     def _sync(self, state: ClusterState, first: bool = False) -> None:
         """Make the kernel match `state`: pods added/removed, every node's rules reloaded."""
         registry = self._require()
+        state = with_load_balancer_status(state)
+        if not self.network.cloud and needs_cloud(state):
+            self._set_network(replace(self.network, cloud=True))
         new_plan = self._plan_for(state)
         old_plan = None if first else self.plan
+        grow_cloud = new_plan.cloud is not None and (first or old_plan.cloud is None)
         old_pods = {p.key: p for p in old_plan.pods} if old_plan else {}
         new_pods = {p.key: p for p in new_plan.pods}
         gone = [p for k, p in old_pods.items() if k not in new_pods or new_pods[k] != p]
@@ -351,7 +424,11 @@ class NetnsLab(Backend):
             fresh = set(new_plan.netns_names())
         else:
             fresh = {p.netns for k, p in new_pods.items() if k not in old_pods or old_pods[k] != p}
+        if grow_cloud and not first:
+            self._grow_cloud(new_plan)
         phases = commands.render_batches(new_plan, fresh) if fresh else []
+        if grow_cloud and first:
+            phases.insert(1, _cloud_batches(new_plan))
         _guard(new_plan, list(fresh) + [b.netns for phase in phases for b in phase])
         if fresh:
             ordered = [n for n in new_plan.netns_names() if n in fresh]
@@ -362,19 +439,164 @@ class NetnsLab(Backend):
             for ns in new_plan.namespaces:
                 if ns.name in fresh and ns.sysctls:
                     write_sysctls(ns.name, ns.sysctls)
-        texts = render_lab_rules(new_plan, state)
+        texts = render_lab_rules(new_plan, state, self.network.masquerade)
         _guard(new_plan, texts)
         self.runner.run_all([(["ip", "netns", "exec", ns, "iptables-restore"], text)
                              for ns, text in texts.items()])
         model_pods = {f"{p.meta.namespace}/{p.meta.name}": p for p in state.pods}
         specs = []
         for key, p in new_pods.items():
-            if p.netns in fresh:
+            if p.netns in fresh and not is_dns_pod(model_pods[key]):
                 tcp, udp = pod_server_ports(model_pods[key])
                 specs.append(servers.ServerSpec(key, p.name, p.netns, tcp, udp))
+        if grow_cloud:
+            specs.append(servers.ServerSpec(INTERNET_HOSTNAME, INTERNET_HOSTNAME, new_plan.internet.netns,
+                                            (INTERNET_HTTP_PORT,), (INTERNET_UDP_PORT,)))
         self.state, self.plan = state, new_plan
         if specs:
             servers.start_servers(self.lab, specs, registry)
+        self._sync_health(new_plan, state)
+        self._sync_dns(new_plan, state, fresh)
+
+    # --- the world outside the pod network ----------------------------------------
+
+    def _grow_cloud(self, plan: LabPlan) -> None:
+        """Add the NAT gateway and the load balancer to a running lab: the outside client and the
+        internet host move from the net namespace to them (their links are made again)."""
+        registry = self._require()
+        c = plan.cloud
+        net = plan.network_netns
+        _guard(plan, [c.natgw_netns, c.lb_netns])
+        registry.record_namespaces([c.natgw_netns, c.lb_netns])
+        self.runner.run(["ip", "-batch", "-"], stdin=commands.render_netns_add([c.natgw_netns, c.lb_netns]))
+        self.runner.run(["ip", "-n", net, "-batch", "-"],
+                        stdin=f"link del {plan.outside.port}\nlink del {plan.internet.port}\n")
+        phases = commands.render_batches(plan, {c.natgw_netns, c.lb_netns, plan.outside.netns,
+                                                plan.internet.netns})
+        phases.insert(1, _cloud_batches(plan))
+        for phase in phases:
+            self.runner.run_all([(["ip", "-n", b.netns, "-batch", "-"], b.text) for b in phase])
+        routes = "".join(f"route add {r.spec()}\n" for r in plan.routes if r.netns == net)
+        self.runner.run(["ip", "-n", net, "-batch", "-"], stdin=routes)
+        for ns in plan.namespaces:
+            if ns.name in (c.natgw_netns, c.lb_netns):
+                write_sysctls(ns.name, ns.sysctls)
+
+    def _sync_health(self, plan: LabPlan, state: ClusterState) -> None:
+        """kube-proxy's health check servers: (re)started on the nodes whose answers changed."""
+        registry = self._require()
+        wanted = {h.netns: h.answers for h in health_servers(plan, state)}
+        changed = [ns for ns in set(wanted) | set(self._health_running)
+                   if wanted.get(ns) != self._health_running.get(ns)]
+        if not changed:
+            return
+        self._stop_processes(lambda r: r.netns in changed and r.pod.startswith("health "))
+        specs = [servers.HealthSpec(f"health {n.name}", n.netns, wanted[n.netns])
+                 for n in plan.nodes if n.netns in changed and n.netns in wanted]
+        if specs:
+            servers.start_servers(self.lab, specs, registry, argv_of=servers.health_argv)
+        self._health_running = wanted
+
+    def _sync_dns(self, plan: LabPlan, state: ClusterState, fresh: set) -> None:
+        """dnsmasq in every kube-dns pod, restarted when the cluster's records change; pods'
+        resolv.conf files for `ip netns exec`."""
+        from labkit.backends.netns import dns_server
+        from labkit.controllers.dns import cluster_dns_records
+        from labkit.dns.resolver import render_resolv_conf
+        from labkit.dns.server_conf import render_dnsmasq_conf
+
+        registry = self._require()
+        pods = {f"{p.meta.namespace}/{p.meta.name}" for p in dns_pods(state)}
+        if not pods and not self._dns_running:
+            return
+        had_dns = bool(self._dns_running)
+        records = cluster_dns_records(state)
+        wanted = {}
+        for p in plan.pods:
+            if p.key in pods:
+                wanted[p.netns] = (p, render_dnsmasq_conf(records, listen_address=p.ip,
+                                                          state_dir=dns_server.dns_dir(registry, p.netns)))
+        changed = {ns for ns in set(wanted) | set(self._dns_running)
+                   if ns in fresh or self._dns_running.get(ns) != (wanted[ns][1] if ns in wanted else None)}
+        if changed:
+            self._stop_processes(lambda r: r.netns in changed and r.marker.startswith("--conf-file="))
+            for ns in sorted(changed & set(wanted)):
+                p, conf = wanted[ns]
+                dns_server.start_dnsmasq(self.lab, p.key, ns, p.ip, conf, registry)
+            self._dns_running = {ns: conf for ns, (_, conf) in wanted.items()}
+        first_dns = not had_dns and bool(pods)
+        new_files = {p.netns: render_resolv_conf(p.namespace) for p in plan.pods if p.netns in fresh or first_dns}
+        if new_files:
+            dns_server.write_resolv_confs(new_files)
+
+    def _stop_processes(self, which) -> None:
+        registry = self._require()
+        doomed = [r for r in registry.processes if which(r)]
+        if not doomed:
+            return
+        cleanup.kill_and_wait([r.pid for r in doomed])
+        registry.processes = [r for r in registry.processes if r not in doomed]
+        registry.save()
+
+    def _set_network(self, network: LabNetworkSettings) -> None:
+        self.network = network
+        registry = self._require()
+        os.makedirs(registry.dir, mode=0o700, exist_ok=True)
+        with open(os.path.join(registry.dir, NETWORK_FILE), "w") as f:
+            json.dump(network.to_json(), f)
+
+    def _ensure_cloud(self, source: str, host: str) -> None:
+        if not self.network.cloud and needs_cloud(self._state(), source, host):
+            self.enable_cloud()
+
+    def enable_cloud(self) -> None:
+        """Put the cluster in its cloud: the NAT gateway and the load balancer (kept from now on)."""
+        if not self.network.cloud:
+            self._set_network(replace(self.network, cloud=True))
+            self._sync(self._state())
+
+    def set_masquerade(self, enabled: bool, non_masquerade_cidrs: Optional[Sequence[str]] = None) -> None:
+        """Turn the pod network's masquerade (kindnet's KIND-MASQ-AGENT) on or off on every node.
+
+        non_masquerade_cidrs: destinations pods reach with their own address
+        (None: kindnet's default, the pod subnet). The cloud comes with it.
+        """
+        cidrs = check_cidrs(non_masquerade_cidrs) if non_masquerade_cidrs is not None else None
+        self._set_network(replace(self.network, cloud=True, masquerade=MasqueradeSettings(bool(enabled), cidrs)))
+        self._sync(self._state())
+
+    def enable_dns(self) -> list[str]:
+        """Apply the kube-dns add-on (a Service at 10.96.0.10 and two DNS pods running dnsmasq)."""
+        return self.apply(KUBE_DNS_MANIFEST, "kube-dns add-on")
+
+    def dns(self, from_pod: str, name: str, qtype: str = "A"):
+        """Look `name` up from `from_pod` as its resolver does (search list, ndots:5), each query a
+        real UDP datagram to the kube-dns ClusterIP. Returns labkit.dns.resolver.Resolution."""
+        from labkit.backends.netns.dns_server import ask_dns
+        from labkit.dns.resolver import KUBE_DNS_IP, pod_resolv_conf, resolve
+
+        require_cluster_dns(self._state())
+        if "/" not in from_pod:
+            raise LabkitError(f"dns --from must be a pod (namespace/name), not {from_pod!r}")
+        src = self.endpoint(from_pod)
+        conf = pod_resolv_conf(from_pod.split("/", 1)[0])
+        return resolve(name, qtype, conf, lambda qn, qt: ask_dns(src.netns, KUBE_DNS_IP, qn, qt))
+
+    def env(self, pod: str) -> dict[str, str]:
+        """The Service environment variables `pod` ("namespace/name") has (kubelet's rule:
+        the Services that existed when it was created)."""
+        from labkit.backends.sim.history import creation_order
+        from labkit.controllers.envvars import pod_env_vars
+
+        if "/" not in pod:
+            raise LabkitError(f"env needs a pod as namespace/name, not {pod!r}")
+        ns, name = pod.split("/", 1)
+        order = creation_order(self._require().operations, self.settings, self.seed, self.topology.node_names)
+        return pod_env_vars(self._state(), ns, name, order)
+
+    def wait(self, seconds: float) -> None:
+        """Let `seconds` pass (real time: the kernel's conntrack and recent tables have their own clock)."""
+        time.sleep(float(seconds))
 
     def _remove_pods(self, pods) -> None:
         registry = self._require()
@@ -383,3 +605,21 @@ class NetnsLab(Backend):
         cleanup.kill_and_wait(pids)
         self.runner.run(["ip", "-force", "-batch", "-"], stdin=commands.render_netns_del(names), check=False)
         registry.forget_namespaces(names)
+
+
+def _load_network(registry: reg.Registry) -> LabNetworkSettings:
+    try:
+        with open(os.path.join(registry.dir, NETWORK_FILE)) as f:
+            return LabNetworkSettings.from_json(json.load(f))
+    except (OSError, ValueError):
+        return LabNetworkSettings()
+
+
+def _cloud_batches(plan: LabPlan) -> list:
+    """The NAT gateway's and load balancer's own batches: run after the net namespace made their
+    eth0 (phase 1) and before the outside and internet hosts configure theirs (phase 2)."""
+    cloud = {plan.cloud.natgw_netns, plan.cloud.lb_netns}
+    as_network = replace(plan, namespaces=tuple(replace(n, role="network") if n.name in cloud else n
+                                                for n in plan.namespaces))
+    batches = commands.render_batches(as_network, cloud)[0]
+    return [b for b in batches if b.netns in cloud]

@@ -9,7 +9,9 @@ stale rule behind).
 from __future__ import annotations
 
 from labkit.errors import LabkitError
+from labkit.topology.cloud import render_load_balancer_rules, render_nat_gateway_rules
 from labkit.topology.masquerade import (
+    MasqueradeSettings,
     merge_restore_texts,
     render_kindnet_masquerade,
     render_network_masquerade,
@@ -39,13 +41,26 @@ def render_kube_proxy_rules(plan: LabPlan, state, node: str) -> str:
     return ruleset.full_text
 
 
-def render_lab_rules(plan: LabPlan, state) -> dict[str, str]:
-    """{netns: iptables-restore text} for every node and the net namespace."""
+EMPTY_NAT = "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
+
+
+def render_lab_rules(plan: LabPlan, state, masquerade: MasqueradeSettings = MasqueradeSettings()) -> dict[str, str]:
+    """{netns: iptables-restore text} for every node and the net namespace (and the cloud's, if any).
+
+    With a cloud, the net namespace only routes (its docker-style MASQUERADE
+    would hide the very thing the NAT gateway story shows), so it gets an
+    empty nat table: loading it replaces whatever was there.
+    """
     out = {}
     for n in plan.nodes:
-        out[n.netns] = merge_restore_texts(
-            render_kube_proxy_rules(plan, state, n.name),
-            render_kindnet_masquerade(plan.topology.pod_subnet),
-        )
-    out[plan.network_netns] = render_network_masquerade(plan.node_network, plan.bridge_name)
+        texts = [render_kube_proxy_rules(plan, state, n.name)]
+        if masquerade.enabled:
+            texts.append(render_kindnet_masquerade(plan.topology.pod_subnet, masquerade.non_masquerade_cidrs))
+        out[n.netns] = merge_restore_texts(*texts)
+    if plan.cloud is None:
+        out[plan.network_netns] = render_network_masquerade(plan.node_network, plan.bridge_name)
+    else:
+        out[plan.network_netns] = EMPTY_NAT
+        out[plan.cloud.natgw_netns] = render_nat_gateway_rules(plan)
+        out[plan.cloud.lb_netns] = render_load_balancer_rules(plan, state)
     return out

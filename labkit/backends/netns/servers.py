@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 from labkit.backends.netns.registry import ProcessRecord, Registry
 from labkit.backends.netns.runner import netns_path
@@ -43,15 +43,39 @@ def server_argv(lab: str, spec: ServerSpec, ready_fd: int) -> list[str]:
     return argv
 
 
-def start_servers(lab: str, specs: Sequence[ServerSpec], registry: Registry) -> list[ProcessRecord]:
-    """Spawn every server, wait until each listens, record their PIDs; LabkitError if one fails."""
+@dataclass(frozen=True)
+class HealthSpec:
+    """kube-proxy's health check server of one node: (port, status, body) answers."""
+
+    pod: str  # "health <node>": how the registry names the process
+    netns: str
+    answers: tuple[tuple[int, int, str], ...]
+
+
+def health_argv(lab: str, spec: HealthSpec, ready_fd: int) -> list[str]:
+    from labkit.backends.netns import health_server
+
+    argv = [sys.executable, "-I", "-S", health_server.__file__, "--lab", lab,
+            "--netns", netns_path(spec.netns), "--ready-fd", str(ready_fd)]
+    for port, status, body in spec.answers:
+        argv += ["--answer", str(port), str(status), body]
+    return argv
+
+
+def start_servers(lab: str, specs: Sequence, registry: Registry,
+                  argv_of: Optional[Callable] = None) -> list[ProcessRecord]:
+    """Spawn every server, wait until each listens, record their PIDs; LabkitError if one fails.
+
+    argv_of(lab, spec, ready_fd): the command line (default: a pod's netexec server).
+    """
+    argv_of = argv_of or server_argv
     pending = {}
     records = []
     for spec in specs:
         r, w = os.pipe()
         try:
             proc = subprocess.Popen(
-                server_argv(lab, spec, w), pass_fds=(w,), stdin=subprocess.DEVNULL,
+                argv_of(lab, spec, w), pass_fds=(w,), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             )
         finally:

@@ -18,7 +18,7 @@ client port the kernel used (`sport=`).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 from labkit.backends import operations as ops
@@ -41,7 +41,22 @@ from labkit.controllers.cluster import ClusterSettings, ClusterState
 from labkit.dataplane.packet import Packet
 from labkit.dataplane.topology import LabState, Topology
 from labkit.dataplane.walk import BranchChooser, RandomChooser, Walk, walk_all_branches, walk_packet
+from labkit.controllers.loadbalancer import with_load_balancer_status
 from labkit.errors import LabkitError
+from labkit.topology.masquerade import MasqueradeSettings
+from labkit.topology.outside import (  # noqa: F401 (trace_namespaces: the trace's hops)
+    INTERNET_HOSTNAME,
+    INTERNET_HTTP_PORT,
+    INTERNET_UDP_PORT,
+    KUBE_DNS_MANIFEST,
+    LabNetworkSettings,
+    check_cidrs,
+    health_servers,
+    needs_cloud,
+    require_cluster_dns,
+    router_netns,
+    trace_namespaces,
+)
 from labkit.topology.kind_config import ClusterTopology, default_topology, parse_kind_config_text
 from labkit.topology.plan import DEFAULT_LAB_NAME, LabPlan, build_plan, check_lab_name, placements_from_pods
 from labkit.workloads.netexec import answer_http, answer_udp, pod_server_ports
@@ -76,7 +91,8 @@ class _Exchange:
 class SimLab(Backend):
     name = "sim"
 
-    def __init__(self, lab: str = DEFAULT_LAB_NAME, kind_config: str = "", seed: int = 0):
+    def __init__(self, lab: str = DEFAULT_LAB_NAME, kind_config: str = "", seed: int = 0,
+                 network: Optional[LabNetworkSettings] = None):
         check_lab_name(lab)
         self.lab = lab
         self.kind_config = kind_config
@@ -92,6 +108,8 @@ class SimLab(Backend):
         self.dataplane: Optional[Topology] = None
         self.packets = LabState()
         self.pinned = ""
+        self.network = network or LabNetworkSettings()
+        self._health: dict = {}  # node netns -> HealthServer
         self._up = False
 
     # --- life cycle -------------------------------------------------------
@@ -155,15 +173,24 @@ class SimLab(Backend):
         Conntrack survives (the kernel keeps it across iptables-restore); the
         namespaces of pods that are gone take their state with them.
         """
+        state = with_load_balancer_status(state)
+        if not self.network.cloud and needs_cloud(state):
+            self.network = replace(self.network, cloud=True)
         cidrs = {n.meta.name: n.pod_cidr for n in state.nodes if n.pod_cidr}
-        plan = build_plan(self.lab, self.topology, placements_from_pods(state.pods), cidrs)
+        plan = build_plan(self.lab, self.topology, placements_from_pods(state.pods), cidrs,
+                          cloud=self.network.cloud)
         model = {f"{p.meta.namespace}/{p.meta.name}": p for p in state.pods}
         listeners = {}
         for p in plan.pods:
             tcp, udp = pod_server_ports(model[p.key])
             listeners[p.netns] = {("tcp", n) for n in tcp} | {("udp", n) for n in udp}
+        if plan.cloud is not None:  # the internet host's netexec
+            listeners[plan.internet.netns] = {("tcp", INTERNET_HTTP_PORT), ("udp", INTERNET_UDP_PORT)}
+        self._health = {h.netns: h for h in health_servers(plan, state)}
+        for h in self._health.values():
+            listeners[h.netns] = {("tcp", port) for port, _, _ in h.answers}
         old = {p.key: p for p in self.plan.pods} if self.plan else {}
-        dataplane = build_topology(plan, render_lab_rules(plan, state), listeners)
+        dataplane = build_topology(plan, render_lab_rules(plan, state, self.network.masquerade), listeners)
         for key, p in old.items():
             if key not in {q.key for q in plan.pods} or plan.pod(p.namespace, p.name) != p:
                 self.packets.netns.pop(p.netns, None)
@@ -178,11 +205,12 @@ class SimLab(Backend):
         return list(self._state().services)
 
     def rules(self, node: str, table: str = "nat") -> str:
-        ns = self.dataplane.ns(self._node(node).netns)
+        ns = self.dataplane.ns(self._router(node))
         return render_table(ns.rules.ruleset.render(), table) if ns.rules else ""
 
     def conntrack(self, node: str) -> list[ConntrackEntry]:
-        ct = self.packets.of(self._node(node).netns).conntrack
+        """A node's conntrack table; also "natgw", "lb" (the cloud's) and "net"."""
+        ct = self.packets.of(self._router(node)).conntrack
         ct.expire(self.now)
         return [conntrack_entry(e, self.now) for e in ct.entries.values()]
 
@@ -217,6 +245,10 @@ class SimLab(Backend):
         raise LabkitError(f"cannot pin {pod!r}: no such pod in lab {self.lab} (pods: "
                           + ", ".join(p.key for p in plan.pods) + ")")
 
+    def _router(self, name: str) -> str:
+        """The namespace of a node, or of "net", "natgw" (the NAT gateway), "lb" (the load balancer)."""
+        return router_netns(self._plan(), name) or self._node(name).netns
+
     def _node(self, name: str):
         plan = self._plan()
         for n in plan.nodes:
@@ -245,8 +277,9 @@ class SimLab(Backend):
               timeout: float = 1.0, *, pin: Optional[str] = None,
               sport: Optional[int] = None) -> list[ProbeResult]:
         """TCP SYNs (the client's kernel answers a SYN-ACK with RST, as with scapy) or UDP."""
-        src = self.endpoint(source)
         host, port = parse_destination(destination)
+        self._ensure_cloud(source, host)
+        src = self.endpoint(source)
         if protocol not in ("tcp", "udp"):
             raise LabkitError(f"--protocol must be tcp or udp, not {protocol!r}")
         results = []
@@ -267,8 +300,9 @@ class SimLab(Backend):
     def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0, *,
              pin: Optional[str] = None, sport: Optional[int] = None) -> ProbeResult:
         """One TCP connection: handshake, GET `path` (then /hostname, /clientip), close."""
-        src = self.endpoint(source)
         host, port = parse_destination(destination)
+        self._ensure_cloud(source, host)
+        src = self.endpoint(source)
         x = self._tcp(src, host, port, pin, sport, "http")
         local = f"{src.ip}:{x.sport}"
         if x.verdict != ANSWERED:
@@ -278,7 +312,16 @@ class SimLab(Backend):
                                detail=error)
         pod = self._owner_pod(x.server_ns)
         hostname = pod.split("/", 1)[1] if pod else ""
-        status, body = answer_http(path, hostname, x.seen_as)
+        health = self._health.get(x.server_ns)
+        if not pod and x.server_ns == self._plan().internet.netns:
+            pod = INTERNET_HOSTNAME
+            status, body = answer_http(path, INTERNET_HOSTNAME, x.seen_as)
+        elif not pod and health is not None and health.answer(port) is not None:
+            pod = health.node  # kube-proxy's health check server answers any path (no /clientip)
+            status, body = health.answer(port)
+            x = replace(x, seen_as="")
+        else:
+            status, body = answer_http(path, hostname, x.seen_as)
         return ProbeResult(src.label, destination, "tcp", ANSWERED, answered_by=pod, reply_from=x.reply_from,
                            client_seen_as=x.seen_as, client_address=local, kind="http", status=status,
                            body=body)
@@ -288,14 +331,17 @@ class SimLab(Backend):
         """One TCP SYN (and its answers, as a probe) with the first node's chains recorded."""
         if protocol != "tcp":
             raise LabkitError("the trace sends a TCP SYN; --protocol udp is not traced yet")
-        src = self.endpoint(source)
         host, port = parse_destination(destination)
+        self._ensure_cloud(source, host)
+        src = self.endpoint(source)
         node = self._nat_node(src, host)
-        if not node:
+        names = trace_namespaces(self._plan(), node, host)
+        if not names:
             raise LabkitError(f"{destination} is not a node of the lab, so no node's chains see a packet "
                               f"from {source} to it")
         x = self._tcp(src, host, port, pin, sport, "syn")
-        steps = trace_steps(x.walk.trace, self._plan().node(node).netns) if x.walk else ()
+        steps = tuple(replace(step, netns=ns) for ns in names
+                      for step in (trace_steps(x.walk.trace, ns) if x.walk else ()))
         return Trace(src.label, destination, "tcp", steps, x.verdict)
 
     def reachable_pods(self, source: str, destination: str, protocol: str = "tcp") -> list[str]:
@@ -308,6 +354,78 @@ class SimLab(Backend):
         walks = walk_all_branches(self.dataplane, self.packets, src.netns, packet, now=self.now,
                                   seed=self.seed)
         return sorted({self._owner_pod(w.ns) for w in walks if w.verdict == "delivered"} - {""})
+
+    # --- the world outside the pod network -----------------------------------------
+
+    def enable_cloud(self) -> None:
+        """Put the cluster in its cloud: the NAT gateway and the load balancer (kept from now on)."""
+        if not self.network.cloud:
+            self.network = replace(self.network, cloud=True)
+            self._sync(self._state())
+
+    def _ensure_cloud(self, source: str, host: str) -> None:
+        if not self.network.cloud and needs_cloud(self._state(), source, host):
+            self.enable_cloud()
+
+    def set_masquerade(self, enabled: bool, non_masquerade_cidrs: Optional[Sequence[str]] = None) -> None:
+        """Turn the pod network's masquerade (kindnet's KIND-MASQ-AGENT) on or off on every node.
+
+        non_masquerade_cidrs: destinations pods reach with their own address
+        (None: kindnet's default, the pod subnet). The cloud comes with it:
+        the NAT gateway is what a pod's unmasqueraded packet runs into.
+        """
+        cidrs = check_cidrs(non_masquerade_cidrs) if non_masquerade_cidrs is not None else None
+        self.network = replace(self.network, cloud=True, masquerade=MasqueradeSettings(bool(enabled), cidrs))
+        self._sync(self._state())
+
+    def enable_dns(self) -> list[str]:
+        """Apply the kube-dns add-on (a Service at 10.96.0.10 and two DNS pods in kube-system)."""
+        return self.apply(KUBE_DNS_MANIFEST, "kube-dns add-on")
+
+    def dns(self, from_pod: str, name: str, qtype: str = "A"):
+        """Look `name` up from `from_pod` as its resolver does (search list, ndots:5): every query
+        a UDP packet to the kube-dns ClusterIP, DNATed to a DNS pod, answered from the cluster's
+        records. Returns labkit.dns.resolver.Resolution (the answer and every query sent)."""
+        from labkit.controllers.dns import Answer, answer, cluster_dns_records
+        from labkit.dns.resolver import KUBE_DNS_IP, pod_resolv_conf, resolve
+
+        state = self._state()
+        require_cluster_dns(state)
+        src = self.endpoint(from_pod)
+        if "/" not in from_pod:
+            raise LabkitError(f"dns --from must be a pod (namespace/name), not {from_pod!r}")
+        records = cluster_dns_records(state)
+        conf = pod_resolv_conf(from_pod.split("/", 1)[0])
+
+        def ask(qname: str, qt: str) -> Answer:
+            self.now += PROBE_TICK / 10
+            sport = self._client_port(None)
+            w = self._walk(src.netns, Packet("udp", src.ip, KUBE_DNS_IP, sport, 53), self.pinned, strict=False)
+            if w.verdict != "delivered":
+                return Answer(qname, qt, "TIMEOUT")
+            got = answer(records, qname, qt)
+            seen = w.packet
+            back = self._back(w.ns, Packet("udp", seen.dst, seen.src, seen.dport, seen.sport))
+            return got if _arrived(back, src.netns) else Answer(qname, qt, "TIMEOUT")
+
+        return resolve(name, qtype, conf, ask)
+
+    def env(self, pod: str) -> dict[str, str]:
+        """The Service environment variables `pod` ("namespace/name") has: those of the Services
+        that existed when it was created (kubelet's rule)."""
+        from labkit.backends.sim.history import creation_order
+        from labkit.controllers.envvars import pod_env_vars
+
+        if "/" not in pod:
+            raise LabkitError(f"env needs a pod as namespace/name, not {pod!r}")
+        ns, name = pod.split("/", 1)
+        order = creation_order(self.operations, self.settings, self.seed, self.topology.node_names)
+        return pod_env_vars(self._state(), ns, name, order)
+
+    def wait(self, seconds: float) -> None:
+        """Let `seconds` pass on the lab's clock (conntrack timeouts, session affinity)."""
+        self._require()
+        self.now += float(seconds)
 
     # --- the exchanges ------------------------------------------------------
 
@@ -421,8 +539,10 @@ class SimLab(Backend):
                 break
             seen = w.packet
             pod = self._owner_pod(w.ns)
+            if not pod and w.ns == self._plan().internet.netns:
+                pod = INTERNET_HOSTNAME
             answered_by = pod
-            text = answer_udp(m, pod.split("/", 1)[1] if pod else "", f"{seen.src}:{seen.sport}")
+            text = answer_udp(m, pod.split("/", 1)[1] if "/" in pod else pod, f"{seen.src}:{seen.sport}")
             if text is None:
                 break
             back = self._back(w.ns, Packet("udp", seen.dst, seen.src, seen.dport, seen.sport))
