@@ -244,3 +244,25 @@ def test_source_and_destination_in_one_rule_are_each_tested():
     assert accept.check(pkt("10.1.1.1", "192.168.1.1"), None) is True
     assert accept.check(pkt("10.1.1.1", "10.2.2.2"), None) is False
     assert accept.check(pkt("172.16.0.1", "192.168.1.1"), None) is False
+
+
+def test_split_words_is_shlex_on_every_line():
+    """The fast splitter gives shlex.split's words (or its error) on random lines of quotes and escapes."""
+    import random
+    import shlex
+
+    from labkit.dataplane.iptables_parse import split_words
+
+    rng = random.Random(1)
+    alphabet = 'ab -#"\\\''
+    for _ in range(20000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        try:
+            expected = shlex.split(line)
+        except ValueError:
+            expected = "error"
+        try:
+            got = split_words(line)
+        except ValueError:
+            got = "error"
+        assert got == expected, line

@@ -9,6 +9,7 @@ text, so the simulation never quietly runs a different ruleset.
 """
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -155,6 +156,22 @@ class Rule:
 
     def __repr__(self) -> str:
         return f"Rule({self.table}:{self.canonical})"
+
+
+# Words of a rule line: runs of non-space characters and "quoted strings",
+# glued together as the shell (and iptables-restore) glue them.
+_WORD = re.compile(r'(?:"[^"]*"|[^\s"]+)+')
+
+
+def split_words(line: str) -> list[str]:
+    """shlex.split(line), fast for the common case (kube-proxy's 90k-line files).
+
+    Lines with a backslash, a single quote or an odd number of double quotes
+    go to shlex itself, so the result (and its error) is always shlex's.
+    """
+    if "\\" in line or "'" in line or line.count('"') % 2:
+        return shlex.split(line)
+    return [w.replace('"', "") for w in _WORD.findall(line)]
 
 
 def _always(p, c) -> bool:
@@ -386,7 +403,7 @@ class _Parser:
     def command(self, line: str) -> None:
         t = self.need_table()
         try:
-            args = shlex.split(line)
+            args = split_words(line)
         except ValueError as e:
             raise self.fail(f"cannot split the line into words ({e}): check the quotes")
         if args and args[0].startswith("[") and args[0].endswith("]"):
