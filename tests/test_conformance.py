@@ -17,6 +17,10 @@ A port the kernel chose at random (MASQUERADE --random-fully) is compared as
 the TRACE rule the netns backend inserts there to start tracing; the sim has
 no such rule, so raw steps are left out of the comparison.
 
+The kind backend runs test_scenario too, on labkit.backends.kind.fake_cluster.KindFake:
+every docker/kind/kubectl command it issues is answered by a kind cluster whose dataplane is
+the sim, so it must agree with the sim (no Docker engine runs on the project's machines).
+
 netns cases need root (or, as another user, working user namespaces: the lab
 is then held in one, labkit.backends.netns.rootless) and the tools below; they
 skip with the reason otherwise (and fail in CI, where they must run).
@@ -35,7 +39,7 @@ from conftest import labkit_requires
 from labkit.backends.base import ANSWERED, UNREACHABLE, Backend
 from labkit.backends.sim.lab import SimLab, replay_lab
 
-BACKENDS = ["sim", "netns"]
+BACKENDS = ["sim", "netns", "kind"]  # kind: the kind backend on a fake cluster whose dataplane is the sim
 TOOLS = ("ip", "iptables", "iptables-restore", "iptables-save", "conntrack", "xtables-monitor")
 WEB = (Path(__file__).parent / "manifests" / "web.yaml").read_text()
 POD = """\
@@ -173,6 +177,20 @@ def netns_lab():
         yield lab
     finally:
         lab.down()
+
+
+@pytest.fixture(scope="module")
+def kind_lab(tmp_path_factory):
+    """The kind backend, every docker/kind/kubectl command answered by KindFake (a kind cluster
+    whose dataplane is the simulation; labkit/backends/kind/fake_cluster.py)."""
+    from labkit.backends.kind.fake_cluster import KindFake, fake_find
+    from labkit.backends.kind.lab import KindLab
+
+    lab = KindLab("conf", "", 0, KindFake(), str(tmp_path_factory.mktemp("kind-state")),
+                  sleep=lambda seconds: None, show=lambda line: None, find=fake_find)
+    lab.up(MANIFESTS, "conformance")
+    yield lab
+    lab.down()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,15 +3,21 @@
     python tests/kind_recordings/make_recordings.py
 
 Nothing here ran against a live cluster (no Docker engine on the project's
-machines): every output is written by hand in the documented format of the
-real program (kind v0.24, kubectl v1.31, docker 27, conntrack-tools 1.4.7,
-iptables 1.8.9 nf_tables, agnhost netexec), from the objects in cluster.py.
-The node's iptables-save is built the way the brief asks: labkit's rendering
-of kube-proxy's rules for these objects, printed by labkit's own save-format
-printer (as iptables-save normalises spelling), plus the rules kindnet,
-kubelet and docker's embedded DNS put on a kind node. `{PROBE_IMAGE}` and
-`{PROBE_DIR}` are filled in by the tests (they depend on the probe files and
-on where labkit is installed).
+machines). The output of iptables-save, conntrack and xtables-monitor is real:
+it is read from captured/, which capture_from_kernel_lab.py fills by running
+those programs in labkit's kernel lab (real namespaces, real nf_tables and
+conntrack) with the same workload (manifests.yaml), the same addresses and
+the same client ports; see captured/README.md. The rest (kind, kubectl and
+docker's own messages and JSON, labkit-probe's JSON) is written by hand in
+the documented format of the real program (kind v0.24, kubectl v1.31, docker
+27, agnhost netexec), from the objects in cluster.py, except the Services and
+EndpointSlices the compare recordings serve: those are the kernel lab's own
+(the same manifests under the same seed), so that the captured node rules
+are their rendering. One conntrack line is still hand-written: the outside
+client's (a container on kind's docker network talking to the API server on
+6443 has no kernel-lab counterpart). `{PROBE_IMAGE}` and `{PROBE_DIR}` are
+filled in by the tests (they depend on the probe files and on where labkit
+is installed).
 """
 from __future__ import annotations
 
@@ -32,6 +38,12 @@ GET_PODS = CTX + ["get", "pods", "--all-namespaces", "-o", "json"]
 GET_NODES = CTX + ["get", "nodes", "-o", "json"]
 POLL = CTX + ["get", "pods,deployments", "--all-namespaces", "-o", "json"]
 CONNTRACK_FOOTER = "conntrack v1.4.7 (conntrack-tools): {n} flow entries have been shown.\n"
+CAPTURED = HERE / "captured"
+
+
+def captured(name: str) -> str:
+    """A file captured from the kernel lab (capture_from_kernel_lab.py)."""
+    return (CAPTURED / name).read_text()
 
 
 def sports(n: int, seed: int = 0) -> list[int]:
@@ -212,15 +224,8 @@ def make_probes() -> None:
                               "client": f"10.244.1.2:{a}"}) + "\n"
            + json.dumps({"answer": "syn-ack", "reply_from": "10.96.0.80:80", "detail": "TCP flags SA",
                          "client": f"10.244.1.2:{b}"}) + "\n", name="probe")
-    r.call(["docker", "exec", "kind-worker", "conntrack", "-L"], stdout=(
-        f"tcp      6 9 CLOSE src=10.244.1.2 dst=10.96.0.80 sport={a} dport=80 src=10.244.2.3 dst=10.244.1.2 "
-        f"sport=80 dport={a} mark=0 use=1\n"
-        f"tcp      6 9 CLOSE src=10.244.1.2 dst=10.96.0.80 sport={b} dport=80 src=10.244.1.3 dst=10.244.1.2 "
-        f"sport=80 dport={b} mark=0 use=1\n"
-        "tcp      6 86395 ESTABLISHED src=172.18.0.3 dst=172.18.0.2 sport=44312 dport=6443 src=172.18.0.2 "
-        "dst=172.18.0.3 sport=6443 dport=44312 [ASSURED] mark=0 use=1\n"
-        "udp      17 27 src=10.244.1.3 dst=10.96.0.10 sport=51044 dport=53 src=10.244.0.2 dst=10.244.1.3 "
-        "sport=53 dport=51044 mark=0 use=1\n"), stderr=CONNTRACK_FOOTER.format(n=4), name="conntrack")
+    r.call(["docker", "exec", "kind-worker", "conntrack", "-L"], stdout=captured("worker-syn.conntrack"),
+           stderr=captured("worker-syn.conntrack.stderr"), name="conntrack")
     r.save()
 
     r = Recording("probe_no_endpoints")
@@ -259,9 +264,8 @@ def make_probes() -> None:
                     "--sports", str(n), "--timeout", "1.0"],
            stdout=json.dumps({"answer": "syn-ack", "reply_from": "10.96.0.80:80", "detail": "TCP flags SA",
                               "client": f"172.18.0.2:{n}"}) + "\n")
-    r.call(["docker", "exec", "kind-control-plane", "conntrack", "-L"], stdout=(
-        f"tcp      6 9 CLOSE src=172.18.0.2 dst=10.96.0.80 sport={n} dport=80 src=10.244.1.3 dst=10.244.0.1 "
-        f"sport=80 dport=62174 mark=0 use=1\n"), stderr=CONNTRACK_FOOTER.format(n=1))
+    r.call(["docker", "exec", "kind-control-plane", "conntrack", "-L"], stdout=captured("control-plane-syn.conntrack"),
+           stderr=captured("control-plane-syn.conntrack.stderr"))
     r.save()
 
     r = Recording("outside")
@@ -279,86 +283,25 @@ def make_probes() -> None:
     r.save()
 
 
-def node_iptables_save(node: str = "kind-worker") -> str:
-    """kind-worker's `iptables-save`, as described in the module docstring."""
-    from labkit.backends.kind import commands as cmd
-    from labkit.controllers.kube_proxy.config import parse_kube_proxy_config
-    from labkit.controllers.kube_proxy.iptables import render_iptables
-    from labkit.dataplane.iptables_parse import parse_iptables_restore
-    from labkit.topology.masquerade import render_kindnet_masquerade
-
-    objs = cmd.parse_objects(proxy_objects(), "recording")
-    config = parse_kube_proxy_config((HERE / "kube-proxy-config.conf").read_text(), "recording")
-    rs = render_iptables([o for o in objs if o.kind == "Service"], [o for o in objs if o.kind == "EndpointSlice"],
-                         node_name=node, node_ips=["172.18.0.3"], config=config)
-    printed = parse_iptables_restore(rs.full_text).render()
-    tables: dict[str, list[str]] = {}
-    table = ""
-    for line in printed.splitlines():
-        if line.startswith("*"):
-            table = line[1:]
-            tables[table] = []
-        elif line != "COMMIT":
-            tables[table].append(line)
-    kindnet = [x for x in render_kindnet_masquerade("10.244.0.0/16").splitlines()
-               if x.startswith("-A") or x.startswith(":KIND")]
-    extra_decl = {
-        "mangle": [":KUBE-IPTABLES-HINT - [0:0]", ":KUBE-KUBELET-CANARY - [0:0]"],
-        "filter": [":KUBE-KUBELET-CANARY - [0:0]"],
-        "nat": [":DOCKER_OUTPUT - [0:0]", ":DOCKER_POSTROUTING - [0:0]", ":KUBE-KUBELET-CANARY - [0:0]"]
-        + [x for x in kindnet if x.startswith(":")],
-    }
-    extra_rules = {
-        "nat": ["-A OUTPUT -d 172.18.0.1/32 -j DOCKER_OUTPUT",
-                "-A POSTROUTING -d 172.18.0.1/32 -j DOCKER_POSTROUTING"]
-        + [x for x in kindnet if x.startswith("-A POSTROUTING")]
-        + ["-A DOCKER_OUTPUT -d 172.18.0.1/32 -p tcp -m tcp --dport 53 -j DNAT --to-destination 127.0.0.11:37619",
-           "-A DOCKER_OUTPUT -d 172.18.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:51937",
-           "-A DOCKER_POSTROUTING -s 127.0.0.11/32 -p tcp -m tcp --sport 37619 -j SNAT --to-source 172.18.0.1:53",
-           "-A DOCKER_POSTROUTING -s 127.0.0.11/32 -p udp -m udp --sport 51937 -j SNAT --to-source 172.18.0.1:53"]
-        + [x for x in kindnet if x.startswith("-A KIND-MASQ-AGENT")],
-    }
-    out = []
-    stamp = "Tue Oct  1 09:25:14 2024"
-    for t in ("mangle", "filter", "nat"):
-        lines = tables[t]
-        decl = [x for x in lines if x.startswith(":")]
-        rules = [x for x in lines if x.startswith("-A")]
-        if t == "nat":
-            # kube-proxy writes KUBE-SERVICES in Go's map order: not labkit's sorted order
-            svc = [x for x in rules if x.startswith("-A KUBE-SERVICES ")]
-            rest = [x for x in rules if not x.startswith("-A KUBE-SERVICES ")]
-            first = rest.index(next(x for x in rest if x.startswith("-A KUBE-SVC-") or x.startswith("-A KUBE-SEP-")))
-            svc = svc[:-1][::-1] + svc[-1:]
-            rules = rest[:first] + svc + rest[first:]
-        out.append(f"# Generated by iptables-save v1.8.9 (nf_tables) on {stamp}")
-        out.append(f"*{t}")
-        out += [d.replace("[0:0]", "[0:0]") for d in decl] + extra_decl.get(t, [])
-        builtin = [x for x in rules if x.split()[1] in ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")]
-        other = [x for x in rules if x not in builtin]
-        out += builtin + [x for x in extra_rules.get(t, []) if x.split()[1] in ("OUTPUT", "POSTROUTING")]
-        out += other + [x for x in extra_rules.get(t, []) if x.split()[1] not in ("OUTPUT", "POSTROUTING")]
-        out.append("COMMIT")
-        out.append(f"# Completed on {stamp}")
-    return "\n".join(out) + "\n"
-
-
 def proxy_objects() -> str:
-    return js(C.as_list([C.service_json(i, s) for i, s in enumerate(C.SERVICES)]
-                        + [C.slice_json(i, s) for i, s in enumerate(C.SLICES)]))
+    """The kernel lab's Services and EndpointSlices (manifests.yaml, seed 0), as the API prints them."""
+    from labkit.backends.kind.api_json import render_api_list
+    from labkit.backends.sim.lab import SimLab
+
+    sim = SimLab("kcap")
+    sim.up((HERE / "manifests.yaml").read_text(), "manifests.yaml")
+    return render_api_list(list(sim.state.services) + list(sim.state.endpoint_slices))
 
 
 def altered(text: str) -> str:
-    """The same node text with two deliberate changes: a wrong probability, a missing ClusterIP rule."""
-    lines = text.splitlines()
+    """The same node text with two deliberate changes: a wrong probability, a missing NodePort dispatch rule."""
     out = []
-    done_prob = done_svc = False
-    for line in lines:
+    done_prob = False
+    for line in text.splitlines():
         if not done_prob and "--probability 0.33333333349" in line:
             line = line.replace("0.33333333349", "0.50000000000")
             done_prob = True
-        if not done_svc and line.startswith("-A KUBE-SERVICES") and "kube-dns:metrics" in line:
-            done_svc = True
+        if line.startswith("-A KUBE-SERVICES") and "-j KUBE-NODEPORTS" in line:
             continue
         out.append(line)
     return "\n".join(out) + "\n"
@@ -366,8 +309,7 @@ def altered(text: str) -> str:
 
 def make_rules() -> None:
     (HERE / "kube-proxy-config.conf").exists() or sys.exit("kube-proxy-config.conf is missing")
-    save = node_iptables_save()
-    (HERE / "node-kind-worker.iptables-save").write_text(save)
+    save = captured("node-kind-worker.iptables-save")
     for name, text in (("compare", save), ("compare_altered", altered(save))):
         r = Recording(name)
         r.call(CTX + ["get", "services,endpointslices.discovery.k8s.io", "--all-namespaces", "-o", "json"],
@@ -379,63 +321,31 @@ def make_rules() -> None:
         r.call(["docker", "exec", "kind-worker", "iptables-save"], stdout=text, name="iptables-save")
         r.save()
     r = Recording("rules_conntrack")
-    nat = save[save.index("# Generated by iptables-save v1.8.9 (nf_tables) on Tue Oct  1 09:25:14 2024\n*nat"):]
-    r.call(["docker", "exec", "kind-worker", "iptables-save", "-t", "nat"], stdout=nat, name="iptables-save")
-    r.call(["docker", "exec", "kind-worker2", "conntrack", "-L"], stdout="",
-           stderr=CONNTRACK_FOOTER.format(n=0), returncode=0)
-    r.call(["docker", "exec", "kind-worker2", "conntrack", "-L"], stdout="",
-           stderr="conntrack v1.4.7 (conntrack-tools): Operation not permitted\n", returncode=1)
+    r.call(["docker", "exec", "kind-worker", "iptables-save", "-t", "nat"],
+           stdout=captured("node-kind-worker-nat.iptables-save"), name="iptables-save")
+    r.call(["docker", "exec", "kind-worker2", "conntrack", "-L"], stdout=captured("empty.conntrack"),
+           stderr=captured("empty.conntrack.stderr"))
+    r.call(["docker", "exec", "kind-worker2", "conntrack", "-L"], stdout=captured("unprivileged.conntrack"),
+           stderr=captured("unprivileged.conntrack.stderr"),
+           returncode=int(captured("unprivileged.conntrack.returncode")))
     r.save()
 
 
 def make_trace() -> None:
     r = Recording("trace")
     [t] = sports(1)
-    save = (HERE / "node-kind-worker.iptables-save").read_text()
-    svc_rule = next(x for x in save.splitlines() if x.startswith("-A KUBE-SERVICES -d 10.96.0.80/32"))
-    svc_chain = svc_rule.split()[-1]
-    sep_rule = next(x for x in save.splitlines() if x.startswith("-A KUBE-SEP-") and "10.244.2.3:80" in x)
-    sep_chain = sep_rule.split()[1]
-    jumps = [x for x in save.splitlines() if x.startswith(f"-A {svc_chain} ")]
-    pkt = (f"PACKET: 2 6c1f0e2a IN=veth3a91c2f0 MACSRC=9e:21:4a:0c:7d:13 MACDST=ae:5b:11:c4:2e:90 MACPROTO=0800 "
-           f"SRC=10.244.1.2 DST=10.96.0.80 LEN=40 TOS=0x0 TTL=64 ID=1 SPORT={t} DPORT=80 SYN ")
-    pkt2 = pkt.replace("DST=10.96.0.80", "DST=10.244.2.3").replace("IN=veth3a91c2f0 ", "IN=veth3a91c2f0 OUT=eth0 ")
-    lines = [
-        pkt,
-        f" TRACE: 2 6c1f0e2a raw:PREROUTING:rule:0x3:CONTINUE  -4 -t raw -A PREROUTING -p tcp -m tcp --sport {t} "
-        f"--dport 80 -j TRACE",
-        " TRACE: 2 6c1f0e2a raw:PREROUTING:policy:ACCEPT ",
-        pkt,
-        " TRACE: 2 6c1f0e2a nat:PREROUTING:rule:0x9:JUMP:KUBE-SERVICES  -4 -t nat -A PREROUTING -m comment "
-        "--comment \"kubernetes service portals\" -j KUBE-SERVICES",
-        f" TRACE: 2 6c1f0e2a nat:KUBE-SERVICES:rule:0x4f:JUMP:{svc_chain}  -4 -t nat {svc_rule}",
-        f" TRACE: 2 6c1f0e2a nat:{svc_chain}:rule:0x54:JUMP:{sep_chain}  -4 -t nat "
-        + next(x for x in jumps if x.endswith(sep_chain)),
-        f" TRACE: 2 6c1f0e2a nat:{sep_chain}:rule:0x48:ACCEPT  -4 -t nat {sep_rule}",
-        pkt2,
-        " TRACE: 2 6c1f0e2a nat:POSTROUTING:rule:0xb:JUMP:KUBE-POSTROUTING  -4 -t nat -A POSTROUTING -m comment "
-        "--comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING",
-        " TRACE: 2 6c1f0e2a nat:KUBE-POSTROUTING:rule:0xd:0xfffffffb  -4 -t nat -A KUBE-POSTROUTING -m mark ! "
-        "--mark 0x4000/0x4000 -j RETURN",
-        " TRACE: 2 6c1f0e2a nat:POSTROUTING:rule:0x2a:JUMP:KIND-MASQ-AGENT  -4 -t nat -A POSTROUTING -m addrtype ! "
-        "--dst-type LOCAL -m comment --comment \"kind-masq-agent: ensure nat POSTROUTING directs all non-LOCAL "
-        "destination traffic to our custom KIND-MASQ-AGENT chain\" -j KIND-MASQ-AGENT",
-        " TRACE: 2 6c1f0e2a nat:KIND-MASQ-AGENT:rule:0x2c:0xfffffffb  -4 -t nat -A KIND-MASQ-AGENT -d 10.244.0.0/16 "
-        "-m comment --comment \"kind-masq-agent: local traffic is not subject to MASQUERADE\" -j RETURN",
-        " TRACE: 2 6c1f0e2a nat:POSTROUTING:policy:ACCEPT ",
-    ]
     r.call(GET_PODS, stdout=pods_list(), name="get-pods")
     match = ["-p", "tcp", "--sport", str(t), "--dport", "80", "-j", "TRACE"]
     r.call(["docker", "exec", "kind-worker", "xtables-monitor", "--trace"],
-           stdout="\n".join(x for x in lines if x) + "\n", name="xtables-monitor")
+           stdout=captured("worker-trace.xtables-monitor"), name="xtables-monitor")
     r.call(["docker", "exec", "kind-worker", "iptables", "-t", "raw", "-I", "PREROUTING", "1"] + match)
     r.call(CTX + ["--namespace", "labkit", "exec", "labkit-probe-b7kxm", "--", "labkit-probe", "syn", "--dst",
                   "10.96.0.80", "--dport", "80", "--sports", str(t), "--timeout", "1.0", "--src-ip", "10.244.1.2"],
            stdout=json.dumps({"answer": "syn-ack", "reply_from": "10.96.0.80:80", "detail": "TCP flags SA",
                               "client": f"10.244.1.2:{t}"}) + "\n")
     r.call(["docker", "exec", "kind-worker", "iptables", "-t", "raw", "-D", "PREROUTING"] + match)
-    r.call(["docker", "exec", "kind-worker", "iptables-save"], stdout=save.replace(
-        "*raw", "*raw"), name="iptables-save")
+    r.call(["docker", "exec", "kind-worker", "iptables-save"], stdout=captured("worker-trace.iptables-save"),
+           name="iptables-save")
     r.save()
 
 

@@ -14,6 +14,7 @@ Parsers take the programs' own output formats:
 from __future__ import annotations
 
 import json
+import re
 from typing import Sequence
 
 from labkit.errors import LabkitError
@@ -135,8 +136,126 @@ def kubectl_exec(cluster: str, namespace: str, pod: str, *argv: str) -> list[str
     return kubectl(cluster, "--namespace", namespace, "exec", pod, "--", *argv)
 
 
-def kubectl_delete_namespace(cluster: str, namespace: str) -> list[str]:
-    return kubectl(cluster, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+def kubectl_get_pods_and_deployments(cluster: str) -> list[str]:
+    """What the readiness wait polls."""
+    return kubectl(cluster, "get", "pods,deployments", "--all-namespaces", "-o", "json")
+
+
+# --- labkit-probe (in the probe pod, or in a container outside) -------------------------
+
+
+def probe_syn_args(host: str, port: int, sports: Sequence[int], timeout: float) -> list[str]:
+    return ["labkit-probe", "syn", "--dst", host, "--dport", str(port), "--sports", ",".join(map(str, sports)),
+            "--timeout", str(timeout)]
+
+
+def probe_http_args(host: str, port: int, path: str, timeout: float) -> list[str]:
+    return ["labkit-probe", "http", "--dst", host, "--dport", str(port), "--path", path, "--timeout", str(timeout)]
+
+
+def probe_udp_args(host: str, port: int, sport: int, timeout: float) -> list[str]:
+    return ["labkit-probe", "udp", "--dst", host, "--dport", str(port), "--sport", str(sport),
+            "--timeout", str(timeout)]
+
+
+def kubectl_probe(cluster: str, pod: str, args: Sequence[str], src_ip: str = "") -> list[str]:
+    """labkit-probe in the probe pod `pod`: from the node itself, or (--src-ip) from the pod with that address."""
+    return kubectl_exec(cluster, PROBE_NAMESPACE, pod, *args, *(["--src-ip", src_ip] if src_ip else []))
+
+
+# --- a kernel trace in a node ---------------------------------------------------------------
+
+
+def trace_match(sport: int, dport: int) -> list[str]:
+    return ["-p", "tcp", "--sport", str(sport), "--dport", str(dport), "-j", "TRACE"]
+
+
+def iptables_trace_insert(node: str, hook: str, sport: int, dport: int) -> list[str]:
+    return docker_exec(node, "iptables", "-t", "raw", "-I", hook, "1", *trace_match(sport, dport))
+
+
+def iptables_trace_delete(node: str, hook: str, sport: int, dport: int) -> list[str]:
+    return docker_exec(node, "iptables", "-t", "raw", "-D", hook, *trace_match(sport, dport))
+
+
+def xtables_monitor(node: str) -> list[str]:
+    return docker_exec(node, "xtables-monitor", "--trace")
+
+
+def iptables_save(node: str, table: str = "") -> list[str]:
+    return docker_exec(node, "iptables-save", *(["-t", table] if table else []))
+
+
+def conntrack_list(node: str) -> list[str]:
+    return docker_exec(node, "conntrack", "-L")
+
+
+# --- every command, in one place ----------------------------------------------------------
+
+
+def command_shapes() -> dict[str, list[str]]:
+    """Every command the kind backend can run, by name, with its variable words as {PLACEHOLDERS}.
+
+    tests/test_kind_coverage.py checks that the commands the backend ran in
+    the tests are exactly these: a command added to the backend without a
+    line here (and a test that runs it) fails there.
+    """
+    c, node, ip, port = "{CLUSTER}", "{NODE}", "{ADDRESS}", "{PORT}"
+    syn = probe_syn_args(ip, port, ["{PORTS}"], "{SECONDS}")  # type: ignore[list-item]
+    http = probe_http_args(ip, port, "{PATH}", "{SECONDS}")  # type: ignore[arg-type]
+    udp = probe_udp_args(ip, port, port, "{SECONDS}")  # type: ignore[arg-type]
+    return {
+        "docker info": docker_info(),
+        "docker image inspect": docker_image_inspect("{IMAGE}"),
+        "docker build": docker_build("{IMAGE}", "{DIR}"),
+        "kind get clusters": kind_get_clusters(),
+        "kind create cluster": kind_create_cluster(c),
+        "kind delete cluster": kind_delete_cluster(c),
+        "kind load image": kind_load_image(c, "{IMAGE}"),
+        "kubectl apply": kubectl_apply(c),
+        "kubectl delete": kubectl_delete(c),
+        "kubectl scale": kubectl_scale(c, "{NAMESPACE}", "{DEPLOYMENT}", "{N}"),  # type: ignore[arg-type]
+        "kubectl wait nodes": kubectl_wait_nodes(c, "{N}"),  # type: ignore[arg-type]
+        "kubectl poll": kubectl_get_pods_and_deployments(c),
+        "kubectl get pods": kubectl_get_pods(c),
+        "kubectl get services": kubectl_get_services(c),
+        "kubectl get nodes": kubectl_get_nodes(c),
+        "kubectl get proxy objects": kubectl_get_proxy_objects(c),
+        "kubectl get kube-proxy config": kubectl_get_kube_proxy_config(c),
+        "probe syn": kubectl_probe(c, "{POD}", syn, "{IP}"),
+        "probe http": kubectl_probe(c, "{POD}", http, "{IP}"),
+        "probe udp": kubectl_probe(c, "{POD}", udp, "{IP}"),
+        "probe syn from node": kubectl_probe(c, "{POD}", syn),
+        "probe http from node": kubectl_probe(c, "{POD}", http),
+        "probe udp from node": kubectl_probe(c, "{POD}", udp),
+        "outside syn": docker_run_outside("{IMAGE}", *syn),
+        "outside http": docker_run_outside("{IMAGE}", *http),
+        "outside udp": docker_run_outside("{IMAGE}", *udp),
+        "iptables-save": iptables_save(node),
+        "iptables-save table": iptables_save(node, "{TABLE}"),
+        "conntrack list": conntrack_list(node),
+        "xtables-monitor": xtables_monitor(node),
+        "trace insert": iptables_trace_insert(node, "{HOOK}", port, port),  # type: ignore[arg-type]
+        "trace delete": iptables_trace_delete(node, "{HOOK}", port, port),  # type: ignore[arg-type]
+    }
+
+
+def _word_pattern(word: str) -> "re.Pattern[str]":
+    return re.compile("".join(".+" if part.startswith("{") else re.escape(part)
+                              for part in re.split(r"(\{[A-Z]+\})", word) if part))
+
+
+_SHAPES: list[tuple[str, list["re.Pattern[str]"]]] = []
+
+
+def command_shape(argv: Sequence[str]) -> str:
+    """The name in command_shapes() of the command `argv` ("unknown: ..." for none)."""
+    if not _SHAPES:
+        _SHAPES.extend((name, [_word_pattern(w) for w in words]) for name, words in command_shapes().items())
+    for name, patterns in _SHAPES:
+        if len(patterns) == len(argv) and all(p.fullmatch(w) for p, w in zip(patterns, argv)):
+            return name
+    return "unknown: " + " ".join(argv)
 
 
 def parse_names(stdout: str) -> list[str]:

@@ -250,8 +250,7 @@ class KindLab(Backend):
 
     def _wait(self) -> None:
         def poll():
-            return pod_progress(self.runner.run(cmd.kubectl(self.cluster, "get", "pods,deployments",
-                                                            "--all-namespaces", "-o", "json")).stdout)
+            return pod_progress(self.runner.run(cmd.kubectl_get_pods_and_deployments(self.cluster)).stdout)
 
         wait_ready(poll, self.timeout, self.clock, self.sleep, self.show, self.context)
 
@@ -326,11 +325,11 @@ class KindLab(Backend):
 
     def rules(self, node: str, table: str = "nat") -> str:
         self._require()
-        return self.runner.run(cmd.docker_exec(self.node_name(node), "iptables-save", "-t", table)).stdout
+        return self.runner.run(cmd.iptables_save(self.node_name(node), table)).stdout
 
     def conntrack(self, node: str) -> list[ConntrackEntry]:
         self._require()
-        argv = cmd.docker_exec(self.node_name(node), "conntrack", "-L")
+        argv = cmd.conntrack_list(self.node_name(node))
         out = self.runner.run(argv, check=False)
         if out.returncode != 0 and "0 flow entries" not in out.stderr:
             raise KindCommandError(argv, out.returncode, out.stderr)
@@ -360,16 +359,19 @@ class KindLab(Backend):
         node = self.node_name(name)
         return Source(node, "node", self.node_ips()[node], node)
 
+    def endpoint(self, source: str) -> Source:
+        """A probe's sender by name, as on the other backends (its .ip, and its .node whose conntrack sees it)."""
+        return self.source(source, self._all_pods() if "/" in source else [])
+
     def _probe_argv(self, src: Source, pods: Sequence, args: list[str]) -> list[str]:
         """labkit-probe run where `src` sends from: its node's probe pod, or a container outside."""
         if src.kind == "outside":
-            return cmd.docker_run_outside(self._require().probe_image, "labkit-probe", *args)
+            return cmd.docker_run_outside(self._require().probe_image, *args)
         by_node = cmd.probe_pods_by_node(pods)
         if src.node not in by_node:
             raise LabkitError(f"no labkit probe pod runs on node {src.node} (fix: `kubectl --context {self.context} "
                               f"-n {cmd.PROBE_NAMESPACE} get pods -o wide` says why)")
-        extra = ["--src-ip", src.ip] if src.kind == "pod" else []
-        return cmd.kubectl_exec(self.cluster, cmd.PROBE_NAMESPACE, by_node[src.node], "labkit-probe", *args, *extra)
+        return cmd.kubectl_probe(self.cluster, by_node[src.node], args, src.ip if src.kind == "pod" else "")
 
     def _run_probe(self, argv: list[str]) -> list[dict]:
         out = self.runner.run(argv).stdout
@@ -414,8 +416,7 @@ class KindLab(Backend):
         if protocol == "udp":
             results = []
             for sport in sports:
-                [raw] = self._run_probe(self._probe_argv(src, pods, [
-                    "udp", "--dst", host, "--dport", str(port), "--sport", str(sport), "--timeout", str(timeout)]))
+                [raw] = self._run_probe(self._probe_argv(src, pods, cmd.probe_udp_args(host, port, sport, timeout)))
                 u = UdpOutcome(**raw)
                 verdict = ANSWERED if u.ok else REFUSED if u.error == "refused" else NO_REPLY
                 results.append(ProbeResult(src.label, destination, "udp", verdict,
@@ -423,9 +424,7 @@ class KindLab(Backend):
                                            client_seen_as=u.client_seen_as, client_address=u.local, kind="udp",
                                            body=u.body, detail=u.error))
             return results
-        raws = self._run_probe(self._probe_argv(src, pods, [
-            "syn", "--dst", host, "--dport", str(port), "--sports", ",".join(map(str, sports)),
-            "--timeout", str(timeout)]))
+        raws = self._run_probe(self._probe_argv(src, pods, cmd.probe_syn_args(host, port, sports, timeout)))
         node = self._nat_node(src, host)
         entries = self.conntrack(node) if node and any(r["answer"] == "syn-ack" for r in raws) else []
         results = []
@@ -451,8 +450,7 @@ class KindLab(Backend):
         self._check_source(source)
         pods = self._all_pods()
         src = self.source(source, pods)
-        [raw] = self._run_probe(self._probe_argv(src, pods, [
-            "http", "--dst", host, "--dport", str(port), "--path", path, "--timeout", str(timeout)]))
+        [raw] = self._run_probe(self._probe_argv(src, pods, cmd.probe_http_args(host, port, path, timeout)))
         o = HttpOutcome(**raw)
         verdict = ANSWERED if o.ok else {"refused": REFUSED, "timeout": NO_REPLY}.get(o.error, UNREACHABLE)
         return ProbeResult(src.label, destination, "tcp", verdict, answered_by=self._pod_named(pods, o.hostname),
@@ -475,18 +473,16 @@ class KindLab(Backend):
                               f"from {source} to it")
         sport = self._rng.randrange(*EPHEMERAL_PORTS)
         hook = "OUTPUT" if src.kind == "node" and src.node == node else "PREROUTING"
-        match = ["-p", "tcp", "--sport", str(sport), "--dport", str(port), "-j", "TRACE"]
-        monitor = self.runner.start(cmd.docker_exec(node, "xtables-monitor", "--trace"))
+        monitor = self.runner.start(cmd.xtables_monitor(node))
         try:
-            self.runner.run(cmd.docker_exec(node, "iptables", "-t", "raw", "-I", hook, "1", *match))
+            self.runner.run(cmd.iptables_trace_insert(node, hook, sport, port))
             self.sleep(0.2)  # xtables-monitor subscribes to the trace events
-            [raw] = self._run_probe(self._probe_argv(src, pods, [
-                "syn", "--dst", host, "--dport", str(port), "--sports", str(sport), "--timeout", str(timeout)]))
+            [raw] = self._run_probe(self._probe_argv(src, pods, cmd.probe_syn_args(host, port, [sport], timeout)))
             self.sleep(0.2)
         finally:
-            self.runner.run(cmd.docker_exec(node, "iptables", "-t", "raw", "-D", hook, *match), check=False)
+            self.runner.run(cmd.iptables_trace_delete(node, hook, sport, port), check=False)
             out = monitor.stop()
-        save = self.runner.run(cmd.docker_exec(node, "iptables-save")).stdout
+        save = self.runner.run(cmd.iptables_save(node)).stdout
         positions = {t: rule_positions(save, t) for t in ("raw", "mangle", "nat", "filter")}
         steps = parse_xtables_trace(out.stdout, positions)
         if not steps:
@@ -525,5 +521,5 @@ class KindLab(Backend):
 
         node = self.node_name(node)
         rendered = self.render_kube_proxy(node)
-        live = self.runner.run(cmd.docker_exec(node, "iptables-save")).stdout
+        live = self.runner.run(cmd.iptables_save(node)).stdout
         return compare_rules(live, rendered, node)

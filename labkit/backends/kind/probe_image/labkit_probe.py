@@ -195,7 +195,7 @@ def udp(dst: str, port: int, message: str, timeout: float, sport: int) -> dict:
         s.close()
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="labkit-probe")
     p.add_argument("kind", choices=("syn", "http", "udp"))
     p.add_argument("--dst", required=True)
@@ -206,7 +206,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--path", default="/hostname")
     p.add_argument("--message", default="hostname")
     p.add_argument("--timeout", type=float, default=1.0)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     if args.src_ip:
         enter_netns_of(args.src_ip)
     if args.kind == "syn":
