@@ -94,15 +94,21 @@ def test_rules_prints_the_nodes_filter_table(files, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["check", "--from", "x/a", "--to", "x/b", "--port", "80"],
-     "no manifests given (fix: add -f FILE with Namespaces, Pods and NetworkPolicies)"),
+     "no manifests given (fix: add -f FILE with Namespaces, Pods and NetworkPolicies, or --name LAB to ask "
+     "a running lab)"),
     (["check", "-f", "/nonexistent.yaml", "--from", "x/a", "--to", "x/b", "--port", "80"],
      "manifest file /nonexistent.yaml: no such file (fix: check the path)"),
     (["check", "-f", str(CLUSTER_FILE), "--from", "x/a", "--to", "nowhere", "--port", "80"],
      "'nowhere' is neither NAMESPACE/POD nor an IP address (fix: write x/a or 203.0.113.7)"),
     (["check", "-f", str(CLUSTER_FILE), "--from", "x/a", "--to", "x/b", "--port", "70000"],
      "port 70000 is not a port number (fix: give 1-65535)"),
-    (["matrix", "--name", "lab1"],
-     "--name lab1: asking a live lab is not available yet (fix: give the manifests with -f FILE)"),
+    (["matrix", "--name", "lab1", "-f", str(CLUSTER_FILE)],
+     "give either -f FILE (manifests) or --name LAB (a running lab), not both"),
+    (["matrix", "-f", str(CLUSTER_FILE), "--probe"],
+     "--probe sends packets in a running lab (fix: add --name LAB)"),
+    (["rules", "--name", "lab1", "--node", "kind-worker"],
+     "--name lab1: `labkit rules --name lab1 --node NODE --table filter` shows a lab node's rules (fix: use "
+     "that, or give the manifests with -f FILE)"),
 ])
 def test_bad_input_is_a_labkit_error_naming_the_fix(argv, message):
     with pytest.raises(LabkitError) as e:  # the `labkit` frame turns these into exit code 2
@@ -153,3 +159,97 @@ def test_bad_truth_table_text_is_refused_with_the_cell():
 
 def test_fixture_dir_is_where_the_support_module_says():
     assert (E2E_DIR / "cluster.yaml") == CLUSTER_FILE
+
+
+# --- a running lab: --name, --probe ------------------------------------------------------
+
+
+@pytest.fixture
+def sim_lab_named(files, tmp_path, monkeypatch, capsys):
+    """`labkit up --backend sim` with the cluster and the policy, in a private state directory."""
+    from labkit.cli.lab_cmds import main_lab
+
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path / "state"))
+    assert main_lab("up", ["--backend", "sim", "--name", "np1", *files]) == 0
+    capsys.readouterr()
+    return "np1"
+
+
+PROBED_80 = """\
+TCP/80: '.' allowed, 'X' denied (rows: from, columns: to); probed with real packets on the sim lab: '?' \
+not probed (a pod to itself never meets a node's rules), '!' differs from the prediction
+predicted (evaluator)                   | probed (sim)
+-   x/a x/b x/c y/a y/b y/c z/a z/b z/c | -   x/a x/b x/c y/a y/b y/c z/a z/b z/c
+x/a X   .   .   .   .   .   .   .   .   | x/a ?   .   .   .   .   .   .   .   .
+x/b .   .   .   .   .   .   .   .   .   | x/b .   ?   .   .   .   .   .   .   .
+x/c X   .   .   .   .   .   .   .   .   | x/c X   .   ?   .   .   .   .   .   .
+y/a X   .   .   .   .   .   .   .   .   | y/a X   .   .   ?   .   .   .   .   .
+y/b X   .   .   .   .   .   .   .   .   | y/b X   .   .   .   ?   .   .   .   .
+y/c X   .   .   .   .   .   .   .   .   | y/c X   .   .   .   .   ?   .   .   .
+z/a X   .   .   .   .   .   .   .   .   | z/a X   .   .   .   .   .   ?   .   .
+z/b X   .   .   .   .   .   .   .   .   | z/b X   .   .   .   .   .   .   ?   .
+z/c X   .   .   .   .   .   .   .   .   | z/c X   .   .   .   .   .   .   .   ?
+probed and predicted agree on all 72 probed pairs
+"""
+
+
+def test_matrix_of_a_running_lab_probed_beside_the_prediction(sim_lab_named, capsys):
+    assert main_netpol(["matrix", "--name", sim_lab_named, "--probe"]) == 0
+    assert capsys.readouterr().out == PROBED_80
+
+
+def test_matrix_of_a_running_lab_without_probe_is_the_prediction(sim_lab_named, capsys):
+    assert main_netpol(["matrix", "--name", sim_lab_named, "--port", "81", "--protocol", "UDP"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["UDP/81: '.' allowed, 'X' denied (rows: from, columns: to)", "predicted (evaluator)",
+                         "-   x/a x/b x/c y/a y/b y/c z/a z/b z/c"]
+    assert lines[3] == "x/a X   .   .   .   .   .   .   .   ."
+
+
+def test_matrix_json_of_a_running_lab_has_probed_cells_and_differences(sim_lab_named, capsys):
+    assert main_netpol(["matrix", "--name", sim_lab_named, "--probe", "--json", "--protocol", "udp"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["backend"], out["protocol"], out["port"], out["differences"]) == ("sim", "UDP", 80, [])
+    assert out["probed"]["x/a"] == {"x/a": None, "x/b": True, "x/c": True, "y/a": True, "y/b": True,
+                                    "y/c": True, "z/a": True, "z/b": True, "z/c": True}
+    assert out["probed"]["y/b"]["x/a"] is False and out["verdicts"]["y/b"]["x/a"] == "no-reply"
+    assert out["allowed"]["y/b"]["x/a"] is False and out["verdicts"]["x/b"]["x/a"] == "answered"
+
+
+def test_check_in_a_running_lab_with_one_probe(sim_lab_named, capsys):
+    assert main_netpol(["check", "--name", sim_lab_named, "--from", "y/b", "--to", "x/a", "--port", "80",
+                        "--probe"]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == "probe: y/b -> 10.244.1.10:80 tcp: no-reply (as predicted)"
+    assert main_netpol(["check", "--name", sim_lab_named, "--from", "x/b", "--to", "x/a", "--port", "80",
+                        "--probe", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["probe"] == {
+        "verdict": "answered", "allowed": True, "destination": "10.244.1.10:80", "protocol": "tcp"}
+
+
+def test_sctp_check_in_a_running_lab_probes_with_an_init(sim_lab_named, capsys):
+    """No SCTP in the pods: a reached pod's kernel answers the INIT with protocol unreachable."""
+    assert main_netpol(["check", "--name", sim_lab_named, "--from", "y/b", "--to", "x/b", "--port", "80",
+                        "--protocol", "SCTP", "--probe", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["probe"] == {
+        "verdict": "refused", "allowed": True, "destination": "10.244.2.11:80", "protocol": "sctp"}
+    assert main_netpol(["check", "--name", sim_lab_named, "--from", "y/b", "--to", "x/a", "--port", "80",
+                        "--protocol", "SCTP", "--probe"]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == "probe: y/b -> 10.244.1.10:80 sctp: no-reply (as predicted)"
+
+
+@pytest.mark.labkit_requires(root=True, tools=("ip", "iptables-restore", "iptables-save"))
+def test_matrix_probe_in_a_kernel_lab_from_the_command_line(files, capsys):
+    """`labkit up --backend netns`, then `labkit netpol matrix --name --probe` attaches and probes."""
+    import secrets
+
+    from labkit.cli.lab_cmds import main_lab
+
+    name = "k" + secrets.token_hex(2)
+    assert main_lab("up", ["--backend", "netns", "--name", name, *files]) == 0
+    try:
+        capsys.readouterr()
+        assert main_netpol(["matrix", "--name", name, "--probe"]) == 0
+        out = capsys.readouterr().out
+        assert out.replace("netns", "sim") == PROBED_80
+    finally:
+        main_lab("down", ["--name", name])

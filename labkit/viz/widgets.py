@@ -145,3 +145,78 @@ def packet_tracer(lab):
 
     button.on_click(send)
     return w.VBox([w.HBox([src, dst, button]), out])
+
+
+def render_netpol_toggles(objects, enabled, port: int = 80, protocol: str = "TCP", before=None) -> str:
+    """The pod-by-pod NetworkPolicy matrix with only the `enabled` policies ("ns/name") in force,
+    the evaluator's answer; with `before` (the previous set), the cells that changed are listed."""
+    from labkit.controllers.netpol import build_cluster
+    from labkit.controllers.netpol.matrix import compute_matrix, render_matrix
+    from labkit.model.objects import NetworkPolicy
+
+    def matrix(on):
+        kept = [o for o in objects if not isinstance(o, NetworkPolicy)
+                or f"{o.meta.namespace}/{o.meta.name}" in on]
+        return compute_matrix(build_cluster(kept), port, protocol)
+
+    now = matrix(set(enabled))
+    policies = sorted(f"{o.meta.namespace}/{o.meta.name}" for o in objects if isinstance(o, NetworkPolicy))
+    lines = [f"{now.protocol}/{now.port}, policies in force: "
+             + (", ".join(p for p in policies if p in enabled) or "none"), "",
+             render_matrix(now, "grid")]
+    if before is not None:
+        was = matrix(set(before))
+        changed = [(a, b) for a in now.names for b in now.names if now.allowed(a, b) != was.allowed(a, b)]
+        lines += ["", f"{len(changed)} cell{'s' if len(changed) != 1 else ''} changed"
+                  + (":" if changed else "")]
+        lines += [f"  {a} -> {b}: now {'allowed' if now.allowed(a, b) else 'denied'}" for a, b in changed]
+    return "\n".join(lines)
+
+
+def netpol_explorer(source, port: int = 80, protocol: str = "TCP"):
+    """A checkbox per NetworkPolicy: untick one and the matrix shows what the cluster would allow
+    without it (the evaluator; the lab is not changed). `source` is a lab, or manifests (YAML text
+    or loaded objects); on a lab, "probe" sends real packets between every pair of pods and shows
+    the probed matrix beside the prediction (with all of the lab's policies, as they are in force)."""
+    import ipywidgets as w
+
+    from labkit.model.objects import NetworkPolicy
+
+    lab = source if hasattr(source, "netpol_matrix") else None
+    if lab is not None:
+        objects = list(lab.netpol_objects())
+    elif isinstance(source, str):
+        from labkit.model.load import load_manifests
+
+        objects = load_manifests(source, "netpol explorer")
+    else:
+        objects = list(source)
+    names = sorted(f"{o.meta.namespace}/{o.meta.name}" for o in objects if isinstance(o, NetworkPolicy))
+    boxes = [w.Checkbox(value=True, description=n, indent=False) for n in names]
+    out = w.HTML()
+    state = {"enabled": set(names)}
+
+    def show(change=None):
+        enabled = {b.description for b in boxes if b.value}
+        before = state["enabled"] if change is not None else None
+        out.value = _pre(render_netpol_toggles(objects, enabled, port, protocol, before))
+        state["enabled"] = enabled
+
+    for b in boxes:
+        b.observe(show, names="value")
+    controls = list(boxes)
+    if lab is not None:
+        from labkit.controllers.netpol.probed import render_probed_matrix
+
+        button = w.Button(description="probe")
+
+        def probe(_):
+            try:
+                out.value = _pre(render_probed_matrix(lab.netpol_matrix(port, protocol, probe=True)))
+            except Exception as e:  # SCTP, a lab gone: say so, keep the widget alive
+                out.value = _pre(f"could not probe: {e}")
+
+        button.on_click(probe)
+        controls.append(button)
+    show()
+    return w.VBox([w.HBox(controls), out])

@@ -5,6 +5,7 @@ evaluate  the verdict engine: one connection in, allowed or denied out, with
 matrix    the pod-by-pod truth table, rendered like the upstream e2e suite's
 render    the same decisions as iptables-restore filter rules for one node,
           the way a CNI's policy agent programs them
+probed    the predicted matrix beside the one a lab's real packets gave
 """
 from labkit.controllers.netpol.evaluate import (  # noqa: F401
     EGRESS,

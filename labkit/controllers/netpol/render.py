@@ -1,8 +1,17 @@
 """NetworkPolicy as filter rules for one node, the way a CNI's policy agent programs them.
 
-One `*filter` table in iptables-restore form (loaded whole, like the lab's
-other rule texts; merge it *before* kube-proxy's so its FORWARD jump comes
-first, as Calico and kube-router place theirs):
+One `*filter` table in iptables-restore form. The lab loads it whole with
+the node's other rules (labkit.backends.netns.rules.merge_policy_first), and
+the rule we follow is the real policy agents' one: the policy's jumps come
+FIRST in INPUT and FORWARD, ahead of kube-proxy's. kube-router inserts its
+KUBE-ROUTER-INPUT/FORWARD jumps at position 1 and moves them back to the top
+at every sync (pkg/controllers/netpol, ensureTopLevelChains); Calico's
+default ChainInsertMode "Insert" puts cali-FORWARD at the top too. Behind
+kube-proxy's KUBE-FORWARD the policy would be skipped for every packet it
+accepts: the masquerade-marked ones (0x4000: NodePort and LoadBalancer
+traffic, a ClusterIP reached from outside the pod network).
+Nothing is lost by going first: the policy only RETURNs or DROPs, so an
+allowed packet goes on to kube-proxy's chains unchanged.
 
     FORWARD -> LABKIT-NP-FORWARD   replies (ESTABLISHED,RELATED) accepted first,
                                    then the source's egress, then the
