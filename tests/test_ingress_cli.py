@@ -103,3 +103,65 @@ def test_usage_errors_exit_2(capsys):
 def test_nginx_conf_command(capsys):
     assert main_ingress(["nginx-conf", "-f", str(TABLES / "nginx_golden_shop.yaml")]) == 0
     assert capsys.readouterr().out == (Path(__file__).parent / "golden" / "ingress_nginx_shop.conf").read_text()
+
+
+# --- a running lab: labkit ingress enable, labkit http --host ------------------------------
+
+WEB_AND_INGRESS = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: agnhost, image: agnhost, args: [netexec, --http-port=8080]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: default}
+spec:
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"""
+
+
+def test_enable_then_http_with_a_host_on_a_sim_lab(tmp_path, monkeypatch, capsys):
+    from labkit.cli import lab_cmds
+
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    f = tmp_path / "shop.yaml"
+    f.write_text(WEB_AND_INGRESS)
+    assert lab_cmds.main_lab("up", ["--backend", "sim", "--name", "ic", "-f", str(f)]) == 0
+    try:
+        capsys.readouterr()
+        assert main_ingress(["enable", "--name", "ic"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1] == ("the controller answers at 198.51.100.242:80 (e.g. labkit http --name ic --from "
+                           "outside --to 198.51.100.242:80 --host HOST --path /PATH)")
+        argv = ["--name", "ic", "--from", "outside", "--to", "198.51.100.242:80", "--path", "/hostname"]
+        assert lab_cmds.main_lab("http", argv + ["--host", "shop.example.com", "-H", "X-Lab: yes",
+                                                 "--json"]) == 0
+        r = json.loads(capsys.readouterr().out)
+        assert (r["status"], r["answered_by"].split("-")[0], r["body"].split("-")[0]) == (200, "default/web", "web")
+        assert dict(r["headers"])["X-Lab"] == "yes" and dict(r["headers"])["X-Real-IP"] == "192.0.2.10"
+        assert lab_cmds.main_lab("http", argv) == 0  # no host: the catch-all server's 404
+        assert "HTTP 404: <html>" in capsys.readouterr().out
+        with pytest.raises(LabkitError, match="must be NAME: VALUE"):
+            lab_cmds.main_lab("http", argv + ["-H", "nocolon"])
+        assert main_ingress(["conf", "--name", "ic"]) == 0
+        assert "server_name shop.example.com;" in capsys.readouterr().out
+    finally:
+        lab_cmds.main_lab("down", ["--name", "ic"])

@@ -2,6 +2,8 @@
 
   labkit ingress route -f FILE [-f FILE ...] [--host HOST] --path PATH [--json]
   labkit ingress nginx-conf -f FILE [-f FILE ...]
+  labkit ingress enable [--name LAB]       the controller in a running lab
+  labkit ingress conf [--name LAB]         the nginx.conf it runs
 
 `route` loads the Ingress objects of the files (in the order given: that
 order stands for creation time when several Ingresses are merged) and prints
@@ -90,6 +92,29 @@ def _nginx_conf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enable(args: argparse.Namespace) -> int:
+    """Apply the lab's ingress controller to a running lab (recorded like any apply)."""
+    from labkit.cli.lab_cmds import _attach
+    from labkit.controllers.ingress.controller import INGRESS_NGINX_MANIFEST, NAME, NAMESPACE
+
+    lab = _attach(args.name)
+    for r in lab.apply(INGRESS_NGINX_MANIFEST, "ingress-nginx controller"):
+        print(f"{r} configured")
+    [svc] = [s for s in lab.services() if s.meta.namespace == NAMESPACE and s.meta.name == NAME]
+    ips = [i.ip for i in svc.load_balancer_ingress if i.ip]
+    if ips:
+        print(f"the controller answers at {ips[0]}:80 (e.g. labkit http --name {args.name} --from outside "
+              f"--to {ips[0]}:80 --host HOST --path /PATH)")
+    return 0
+
+
+def _lab_conf(args: argparse.Namespace) -> int:
+    from labkit.cli.lab_cmds import _attach
+
+    sys.stdout.write(_attach(args.name).ingress_conf())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit ingress",
                                      description="Where the lab's ingress controller sends a request.")
@@ -108,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="manifests with Ingresses, Services and EndpointSlices (repeat)")
     n.add_argument("--listen", default="80", help="nginx's listen address (default: 80)")
     n.set_defaults(run=_nginx_conf)
+    e = sub.add_parser("enable", help="put the ingress controller in a running lab",
+                       description="Apply the lab's ingress-nginx controller (a pod running nginx, "
+                                   "behind a LoadBalancer Service on port 80).")
+    e.add_argument("--name", default="lab", help="the lab's name (default: lab)")
+    e.set_defaults(run=_enable)
+    c = sub.add_parser("conf", help="the nginx.conf a running lab's controller runs",
+                       description="Print the nginx.conf of a running lab's ingress controller.")
+    c.add_argument("--name", default="lab", help="the lab's name (default: lab)")
+    c.set_defaults(run=_lab_conf)
     return parser
 
 

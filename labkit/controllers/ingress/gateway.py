@@ -231,6 +231,32 @@ def pick_backend(refs: Sequence[HTTPBackendRef], rng: random.Random) -> Optional
 # --- routing one request -----------------------------------------------------------
 
 
+def ranked_candidates(gateway: Gateway, listener: Listener, routes: Iterable[HTTPRoute], host: str,
+                      path: str, ns_map: Mapping[str, Namespace] = {}) -> list:
+    """Every (key, route, rule, match) whose hostname and path take the request, best first.
+
+    Headers, query parameters and method are not looked at: the first entry
+    whose other conditions hold is the winner (the lab's nginx renders the
+    list in this order).
+    """
+    candidates = []
+    for order, route in enumerate(routes):
+        if not attached(gateway, listener, route, ns_map):
+            continue
+        names = [h for h in route.hostnames if _intersects(listener.hostname, h)] or [""]
+        hits = [h for h in names if not h or (host and hostname_matches(h, host))]
+        if not hits:
+            continue
+        best_host = max(_host_score(h) for h in hits)
+        for r, rule in enumerate(route.rules):
+            for i, m in enumerate(rule.matches):
+                if path_matches(m.path.type, m.path.value, path):
+                    key = (-best_host[0], -best_host[1]) + _match_key(m) + \
+                        (order, f"{route.meta.namespace}/{route.meta.name}", r, i)
+                    candidates.append((key, route, r, i))
+    return sorted(candidates, key=lambda c: c[0])
+
+
 def route_http(gateway: Gateway, routes: Iterable[HTTPRoute], request: HTTPRequest,
                rng: random.Random, services: Optional[Iterable[Service]] = None,
                namespaces: Iterable[Namespace] = ()) -> GatewayRouteResult:
@@ -250,21 +276,8 @@ def route_http(gateway: Gateway, routes: Iterable[HTTPRoute], request: HTTPReque
     query = parse_qsl(request.path.split("?", 1)[1], keep_blank_values=True) if "?" in request.path else []
     ns_map = {n.meta.name: n for n in namespaces}
     svc_map = {(s.meta.namespace, s.meta.name): s for s in services} if services is not None else None
-    candidates = []
-    for order, route in enumerate(routes):
-        if not attached(gateway, listener, route, ns_map):
-            continue
-        names = [h for h in route.hostnames if _intersects(listener.hostname, h)] or [""]
-        hits = [h for h in names if not h or (host and hostname_matches(h, host))]
-        if not hits:
-            continue
-        best_host = max(_host_score(h) for h in hits)
-        for r, rule in enumerate(route.rules):
-            for i, m in enumerate(rule.matches):
-                if match_matches(m, request, path, query):
-                    key = (-best_host[0], -best_host[1]) + _match_key(m) + \
-                        (order, f"{route.meta.namespace}/{route.meta.name}", r, i)
-                    candidates.append((key, route, r, i))
+    candidates = [c for c in ranked_candidates(gateway, listener, routes, host, path, ns_map)
+                  if match_matches(c[1].rules[c[2]].matches[c[3]], request, path, query)]
     if not candidates:
         return GatewayRouteResult(404, None, listener=listener.name,
                                   reason="no attached HTTPRoute rule matches this request")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from labkit.controllers.ingress.routing import (
     CATCH_ALL, Backend, Location, RoutingTable, Server, compile_ingresses,
@@ -60,6 +60,10 @@ class NginxRuntime:
     access_log: str = "off"
     worker_processes: int = 1
     worker_connections: int = 256
+    # The lab's controller (labkit.controllers.ingress.controller) also sets these:
+    request_id_from_client: bool = False  # X-Request-ID: the client's, else nginx's ($req_id)
+    status_listen: str = ""  # e.g. "127.0.0.1:10246": /configuration/generation answers `generation`
+    generation: str = ""
 
 
 def upstream_name(backend: Backend) -> str:
@@ -171,10 +175,15 @@ def _server(s: Server, listen: str, upstreams: Mapping[Backend, str],
     return lines
 
 
-def render_nginx_conf_from_table(table: RoutingTable, endpoints: Mapping[str, Sequence[str]],
-                                 runtime: NginxRuntime = NginxRuntime(), title: str = "") -> str:
-    """nginx.conf for a routing table; endpoints maps Backend.key -> ["IP:port", ...]."""
-    backends = table.backends()
+def render_nginx_conf_from_table(table: Optional[RoutingTable], endpoints: Mapping[str, Sequence[str]],
+                                 runtime: NginxRuntime = NginxRuntime(), title: str = "",
+                                 extra: Sequence[str] = ()) -> str:
+    """nginx.conf for a routing table; endpoints maps Backend.key -> ["IP:port", ...].
+
+    table None: no Ingress server at all (the port belongs to a Gateway);
+    extra: more lines for the http{} block (a Gateway's, from gateway_conf).
+    """
+    backends = table.backends() if table is not None else ()
     upstreams = _upstream_names(backends)
     t = runtime.temp_dir
     out = [
@@ -204,7 +213,19 @@ def render_nginx_conf_from_table(table: RoutingTable, endpoints: Mapping[str, Se
         "    # Tell the backend who asked, as nginx saw it.",
         "    proxy_http_version 1.1;",
     ]
-    out += [f"    proxy_set_header {name} {value};" for name, value in PROXY_HEADERS]
+    headers = PROXY_HEADERS
+    if runtime.request_id_from_client:  # ingress-nginx's $req_id
+        out += ["    map $http_x_request_id $req_id {", "        default $http_x_request_id;",
+                '        "" $request_id;', "    }"]
+        headers = tuple((n, "$req_id" if n == "X-Request-ID" else v) for n, v in PROXY_HEADERS)
+    out += [f"    proxy_set_header {name} {value};" for name, value in headers]
+    if runtime.status_listen:
+        out += ["", "    # The controller's own status server (ingress-nginx has one on 127.0.0.1:10246):",
+                "    # labkit asks it which configuration the workers run, after a reload.",
+                "    server {", f"        listen {runtime.status_listen};",
+                "        location = /configuration/generation {",
+                f'            return 200 "{runtime.generation}";', "        }",
+                "        location / { return 404; }", "    }"]
     for b in backends:
         addrs = endpoints.get(b.key, ())
         if not addrs:
@@ -213,9 +234,10 @@ def render_nginx_conf_from_table(table: RoutingTable, endpoints: Mapping[str, Se
                 f"    upstream {upstreams[b]} {{"]
         out += [f"        server {a};" for a in addrs]
         out.append("    }")
-    for s in table.servers:
+    for s in (table.servers if table is not None else ()):
         out.append("")
         out += _server(s, runtime.listen, upstreams, endpoints)
+    out += list(extra)
     out.append("}")
     return "\n".join(out) + "\n"
 

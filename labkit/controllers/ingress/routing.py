@@ -149,7 +149,7 @@ class RoutingTable:
     def backends(self) -> tuple[Backend, ...]:
         """Every backend any location uses, sorted, once."""
         seen = {loc.backend for s in self.servers for loc in s.locations if loc.backend}
-        return tuple(sorted(seen))
+        return tuple(sorted(seen, key=lambda b: (b.namespace, b.service, isinstance(b.port, str), str(b.port))))
 
 
 @dataclass(frozen=True)
