@@ -43,6 +43,9 @@ class ProbeResult:
     status: int = 0  # HTTP status code (http probes)
     body: str = ""  # the reply's text (http and udp probes)
     detail: str = ""  # one sentence for a learner: what happened
+    # through the ingress controller: the request headers nginx sent the backend pod,
+    # (name, value) sorted by name (X-Forwarded-For, X-Real-IP, ...); () otherwise
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -127,6 +130,25 @@ class LabStatus:
     problems: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class ProbeRequest:
+    """One probe of a batch (Backend.probe_many): from a pod, to "address:port", "tcp", "udp" or "sctp"."""
+
+    source: str
+    destination: str
+    protocol: str = "tcp"
+
+
+NETPOL_PROBE_TIMEOUT = 0.5  # seconds a NetworkPolicy probe waits before calling it dropped
+
+
+def _probe_protocol(protocol: str) -> None:
+    """TCP and UDP are answered by the pods' servers; SCTP is an INIT on a raw socket, which
+    the destination pod's kernel (no SCTP here) answers with ICMP protocol unreachable."""
+    if protocol.upper() not in ("TCP", "UDP", "SCTP"):
+        raise LabkitError(f"{protocol} cannot be probed in the lab (fix: use TCP, UDP or SCTP)")
+
+
 class LabNotFound(LabkitError):
     """The lab named does not exist (or is not up)."""
 
@@ -165,8 +187,15 @@ class Backend(abc.ABC):
         """Send `count` packets (TCP SYN or UDP) from `source` to "address:port"."""
 
     @abc.abstractmethod
-    def http(self, source: str, destination: str, path: str = "/hostname") -> ProbeResult:
-        """One real TCP connection and HTTP GET from `source` to "address:port"."""
+    def http(self, source: str, destination: str, path: str = "/hostname", *, host=None,
+             headers=None) -> ProbeResult:
+        """One real TCP connection and HTTP GET from `source` to "address:port".
+
+        host: the Host header (default "address:port"); headers: more request headers.
+        A request that reaches the lab's ingress controller is answered by it (nginx):
+        answered_by is the backend pod nginx proxied to (the controller pod when nginx
+        answered itself), client_seen_as the client as nginx saw it, and `headers` what
+        nginx sent the backend."""
 
     @abc.abstractmethod
     def conntrack(self, node: str) -> list[ConntrackEntry]:
@@ -183,6 +212,68 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def down(self) -> None:
         """Remove everything the lab made; safe to call twice."""
+
+    # --- NetworkPolicy: the evaluator's answer, and real packets to check it -----------
+    # Both rest on two hooks each backend provides (not defined here, so a lab held in
+    # another process, RootlessLab, forwards them like any other method):
+    #   netpol_objects() -> the lab's Namespaces, Pods and NetworkPolicies (model objects)
+    #   probe_many(requests: list[ProbeRequest], timeout) -> list[ProbeResult], same order
+
+    def _netpol_hook(self, name: str):
+        hook = getattr(self, name, None)
+        if hook is None:
+            raise LabkitError(f"the {self.name or type(self).__name__} backend cannot answer NetworkPolicy "
+                              "questions yet (fix: use the sim or netns backend)")
+        return hook
+
+    def netpol_check(self, source: str, destination: str, port: int, protocol: str = "TCP",
+                     probe: bool = False, timeout: float = NETPOL_PROBE_TIMEOUT):
+        """The evaluator's Verdict for `source` -> `destination` ("ns/pod" or an IP) in this lab;
+        with probe=True, also one real probe between the two pods: (Verdict, ProbeResult or None)."""
+        from labkit.controllers.netpol import build_cluster, check_connection, resolve_endpoint
+
+        cluster = build_cluster(self._netpol_hook("netpol_objects")())
+        src, dst = resolve_endpoint(cluster, source), resolve_endpoint(cluster, destination)
+        verdict = check_connection(cluster, src, dst, port, protocol)
+        if not probe:
+            return verdict, None
+        if src.pod is None or dst.pod is None:
+            raise LabkitError(f"--probe sends from a pod to a pod; {source if src.pod is None else destination} "
+                              "is not a pod of the lab (fix: give both as NAMESPACE/POD)")
+        _probe_protocol(verdict.protocol)
+        [result] = self._netpol_hook("probe_many")(
+            [ProbeRequest(src.name, f"{dst.ip}:{verdict.port}", verdict.protocol.lower())], timeout)
+        return verdict, result
+
+    def netpol_matrix(self, port: int = 80, protocol: str = "TCP", probe: bool = False,
+                      pods=None, timeout: float = NETPOL_PROBE_TIMEOUT):
+        """The pod-by-pod NetworkPolicy matrix (labkit.controllers.netpol.probed.ProbedMatrix);
+        with probe=True every ordered pair of pods is probed with a real packet (TCP SYN or UDP
+        datagram to the pod's IP), all at once, a dropped one given `timeout` seconds."""
+        from labkit.controllers.netpol import build_cluster
+        from labkit.controllers.netpol.matrix import compute_matrix
+        from labkit.controllers.netpol.probed import ProbedMatrix, probe_pairs
+
+        cluster = build_cluster(self._netpol_hook("netpol_objects")())
+        matrix = compute_matrix(cluster, port, protocol, pods)
+        if not probe:
+            return ProbedMatrix(matrix, {})
+        _probe_protocol(matrix.protocol)
+        ips = {f"{p.meta.namespace}/{p.meta.name}": p.pod_ip for p in cluster.pods}
+        probe_many = self._netpol_hook("probe_many")
+
+        def run(pairs, deadline):
+            results = probe_many([ProbeRequest(a, f"{ips[b]}:{matrix.port}", matrix.protocol.lower())
+                                  for a, b in pairs], deadline)
+            return {pair: r.verdict for pair, r in zip(pairs, results)}
+
+        verdicts = run(probe_pairs(matrix.names), timeout)
+        # A second chance, with a longer deadline, for an allowed pair whose answer was late (a busy
+        # machine): a dropped packet stays dropped however long one waits, so this hides no drop.
+        late = [k for k, v in verdicts.items() if v == NO_REPLY and matrix.allowed(*k)]
+        if late:
+            verdicts.update(run(late, timeout * 4))
+        return ProbedMatrix(matrix, verdicts, self.name)
 
     def __enter__(self):
         return self

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 from labkit.controllers.cluster import ClusterSettings, ClusterState, reconcile
 from labkit.controllers.deployments import owned_pods
 from labkit.errors import LabkitError
-from labkit.model.objects import Deployment, EndpointSlice, KubeObject, MANAGED_BY_LABEL, Pod
+from labkit.model.objects import Deployment, EndpointSlice, KubeObject, MANAGED_BY_LABEL, Pod, Service
 from labkit.model.selectors import selector_matches
 
 _CONTROLLER = "endpointslice-controller.k8s.io"
@@ -50,8 +50,44 @@ def apply_objects(state: ClusterState, new: Iterable[KubeObject], seed: int, ste
         old = objs.get(_key(o))
         if isinstance(o, Pod) and isinstance(old, Pod) and not o.pod_ip:
             o = replace(o, node_name=o.node_name or old.node_name, pod_ip=old.pod_ip)
+        if isinstance(o, Service) and isinstance(old, Service):
+            o = patch_allocated_values(o, old)
         objs[_key(o)] = o
     return settle(list(objs.values()), state.settings, seed, step, node_names, state.last_pod_ips)
+
+
+def patch_allocated_values(new: Service, old: Service) -> Service:
+    """The API server keeps what it allocated when a Service is applied again without it.
+
+    As patchAllocatedValues in kubernetes/kubernetes pkg/registry/core/service/storage:
+    the ClusterIP(s), NodePorts matched by port name (unless that nodePort is now taken by
+    another port of the new spec), and the healthCheckNodePort -- so re-applying the same
+    YAML, or fixing a selector, does not move the Service to a new address.
+    """
+    changes: dict = {}
+    if new.type != "ExternalName" and old.type != "ExternalName":
+        if not new.cluster_ip:
+            changes["cluster_ip"] = old.cluster_ip
+        if not new.cluster_ips and old.cluster_ips:
+            changes["cluster_ips"] = old.cluster_ips
+    node_port_types = ("NodePort", "LoadBalancer")
+    if new.type in node_port_types and old.type in node_port_types:
+        used = ({p.node_port for p in old.ports if p.node_port}
+                & {p.node_port for p in new.ports if p.node_port})
+        by_name = {p.name: p.node_port for p in old.ports}
+        ports = tuple(
+            replace(p, node_port=by_name[p.name])
+            if not p.node_port and by_name.get(p.name) and by_name[p.name] not in used else p
+            for p in new.ports)
+        if ports != new.ports:
+            changes["ports"] = ports
+
+    def needs_hc(s: Service) -> bool:
+        return s.type == "LoadBalancer" and s.external_traffic_policy == "Local"
+
+    if needs_hc(new) and needs_hc(old) and not new.health_check_node_port:
+        changes["health_check_node_port"] = old.health_check_node_port
+    return replace(new, **changes) if changes else new
 
 
 def delete_objects(state: ClusterState, gone: Iterable[KubeObject], seed: int, step: int,

@@ -47,7 +47,7 @@ def _attach(name: str):
 
 # --- sim labs that outlive the command ---------------------------------------------------
 
-RECORDED_CALLS = ("apply", "delete", "scale", "probe", "http", "trace")  # the calls that change a sim lab
+RECORDED_CALLS = ("apply", "delete", "scale", "probe", "http", "trace", "netpol_matrix", "netpol_check")  # the calls that change a sim lab
 
 
 def sim_state_dir() -> Path:
@@ -334,17 +334,40 @@ def cmd_probe(argv: Sequence[str]) -> int:
 def cmd_http(argv: Sequence[str]) -> int:
     p = _probe_args("http", "One real HTTP request from inside a namespace.")
     p.add_argument("--path", default="/hostname")
+    p.add_argument("--host", default=None, help="the Host header (default: the --to address)")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="another request header (repeatable)")
     args = p.parse_args(argv)
     from labkit.backends.base import format_probe
 
-    r = _attach(args.name).http(args.source, args.destination, args.path)
+    kw = _http_options(args)
+    r = _attach(args.name).http(args.source, args.destination, args.path, **kw)
     if args.json:
         print(json.dumps(asdict(r), indent=1))
     else:
         print(format_probe(r))
         if r.ok:
             print(f"HTTP {r.status}: {r.body}")
+        for k, v in r.headers:  # through the ingress controller: what nginx sent the pod
+            print(f"  sent upstream: {k}: {v}")
     return 0 if r.ok else 1
+
+
+def _http_options(args) -> dict:
+    """--host and --header as http()'s keyword arguments (only those given, so every backend
+    that knows no Host header still takes a plain request)."""
+    headers = {}
+    for h in args.header:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip() or " " in name.strip():
+            raise LabkitError(f"--header {h!r} must be NAME: VALUE (fix: --header 'X-Canary: always')")
+        headers[name.strip()] = value.strip()
+    kw: dict = {}
+    if args.host is not None:
+        kw["host"] = args.host
+    if headers:
+        kw["headers"] = headers
+    return kw
 
 
 def cmd_trace(argv: Sequence[str]) -> int:

@@ -124,16 +124,27 @@ def main(argv: list[str]) -> int:
     # listening sockets are made inside serve(); report readiness once they exist
     import threading
 
-    t = threading.Thread(target=serve, args=(answers, still_wanted), daemon=True)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            serve(answers, still_wanted)
+        except BaseException as e:  # e.g. the port is taken: say so on the ready pipe
+            failure.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
     t.start()
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        if _listening(list(answers)):
-            break
+    # "ok" only once every port listens (a loaded machine can take seconds to get
+    # here): the lab waits for this line, so a probe never races the server.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not failure and not _listening(list(answers)):
         time.sleep(0.005)
+    if failure or not _listening(list(answers)):
+        ready(f"error: {failure[0] if failure else 'not listening after 15 s'}")
+        return 1
     ready("ok")
     t.join()
-    return 0
+    return 1 if failure else 0
 
 
 def _listening(ports: list[int]) -> bool:

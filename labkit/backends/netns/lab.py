@@ -110,6 +110,7 @@ class NetnsLab(Backend):
         self.network = LabNetworkSettings()
         self._health_running: dict[str, tuple] = {}  # node netns -> answers its server gives
         self._dns_running: dict[str, str] = {}  # DNS pod netns -> the configuration dnsmasq runs with
+        self._init_ingress()
 
     # --- life cycle -------------------------------------------------------
 
@@ -155,12 +156,16 @@ class NetnsLab(Backend):
         self._health_running = {h.netns: h.answers for h in health_servers(self.plan, self.state)}
         self._dns_running = {p.netns: "?" for p in self.plan.pods if p.key in {
             f"{q.meta.namespace}/{q.meta.name}" for q in dns_pods(self.state)}}
+        self._attach_ingress()
         return self
 
     def down(self) -> None:
         from labkit.backends.netns.dns_server import remove_resolv_confs
 
         remove_resolv_confs(f"lk{self.lab}")
+        if getattr(self, "_watchers", None) is not None:  # the ingress controller's packet sockets
+            self._watchers.close()
+            self._watchers = None
         cleanup.down_lab(self.lab, self.runner, self.root)
         self.registry = None
 
@@ -315,10 +320,14 @@ class NetnsLab(Backend):
         owner = plan.owner_of(host)
         return (owner[4:] if owner.startswith("pod ") else owner), ""
 
-    def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0) -> ProbeResult:
+    def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0, *,
+             host: Optional[str] = None, headers: Optional[dict] = None) -> ProbeResult:
+        request_host = host
         host, port = parse_destination(destination)
         self._ensure_cloud(source, host)
         src = self.endpoint(source)
+        if self._is_ingress_entry(host, port):
+            return self._ingress_http(src, destination, host, port, path, request_host, headers or {}, timeout)
         o = http_probe(src.netns, host, port, path, timeout)
         if o.ok:
             verdict = ANSWERED
@@ -446,7 +455,7 @@ class NetnsLab(Backend):
         model_pods = {f"{p.meta.namespace}/{p.meta.name}": p for p in state.pods}
         specs = []
         for key, p in new_pods.items():
-            if p.netns in fresh and not is_dns_pod(model_pods[key]):
+            if p.netns in fresh and not is_dns_pod(model_pods[key]) and not _runs_nginx(model_pods[key]):
                 tcp, udp = pod_server_ports(model_pods[key])
                 specs.append(servers.ServerSpec(key, p.name, p.netns, tcp, udp))
         if grow_cloud:
@@ -457,6 +466,7 @@ class NetnsLab(Backend):
             servers.start_servers(self.lab, specs, registry)
         self._sync_health(new_plan, state)
         self._sync_dns(new_plan, state, fresh)
+        self._sync_ingress(new_plan, state, fresh)
 
     # --- the world outside the pod network ----------------------------------------
 
@@ -598,6 +608,117 @@ class NetnsLab(Backend):
         """Let `seconds` pass (real time: the kernel's conntrack and recent tables have their own clock)."""
         time.sleep(float(seconds))
 
+    # --- NetworkPolicy (Backend.netpol_matrix / netpol_check) ----------------------------
+
+    def netpol_objects(self) -> list:
+        """The lab's Namespaces, Pods and NetworkPolicies, as the evaluator reads them."""
+        state = self._state()
+        return [*state.namespaces, *state.pods, *state.network_policies]
+
+    def probe_many(self, requests, timeout: float = 0.5) -> list[ProbeResult]:
+        """Every request (labkit.backends.base.ProbeRequest) at once, from its pod's namespace
+        (labkit.backends.netns.batch_probes): a dropped probe costs one shared deadline. Client
+        ports are taken in turn from the ephemeral range, from a random start per lab object,
+        so no probe meets the conntrack entry an earlier one left on a node."""
+        from labkit.backends.netns.batch_probes import BatchProbe, run_batch
+
+        low, high = 32768, 61000  # net.ipv4.ip_local_port_range's default
+        if not hasattr(self, "_batch_port"):
+            import secrets
+
+            self._batch_port = secrets.randbelow(high - low)
+        batch, sources = [], []
+        for r in requests:
+            if r.protocol not in ("tcp", "udp", "sctp"):
+                raise LabkitError(f"a batch probe is tcp, udp or sctp, not {r.protocol!r}")
+            host, port = parse_destination(r.destination)
+            src = self.endpoint(r.source)
+            self._batch_port = (self._batch_port + 1) % (high - low)
+            batch.append(BatchProbe(src.netns, host, port, r.protocol, low + self._batch_port))
+            sources.append(src)
+        outcomes = run_batch(batch, timeout)
+        results = []
+        for r, src, b, o in zip(requests, sources, batch, outcomes):
+            answered_by = ""
+            if o.answer == ANSWERED:  # the pod at that address (a UDP reply names it: check)
+                owner = self._plan().owner_of(b.dst).removeprefix("pod ")
+                answered_by = (owner if r.protocol == "tcp" or owner.split("/")[-1] == o.body
+                               else self._pod_by_hostname(o.body))
+            results.append(ProbeResult(src.label, r.destination, r.protocol, o.answer, answered_by=answered_by,
+                                       reply_from=o.reply_from, client_address=f"{src.ip}:{b.sport}",
+                                       kind={"tcp": "syn", "sctp": "sctp-init"}.get(r.protocol, "udp"),
+                                       body=o.body,
+                                       detail=o.detail))
+        return results
+
+    # --- the ingress controller (labkit.backends.netns.ingress) --------------------------
+
+    def _init_ingress(self) -> None:
+        self._ingress_rng = random.Random(f"{self.seed}:ingress")  # request ids, as the sim's
+        self._nginx_running: dict[str, str] = {}  # controller pod netns -> generation served
+        self._watchers = None  # labkit.backends.netns.ingress.Watchers, made on the first request
+
+    def _attach_ingress(self) -> None:
+        from labkit.controllers.ingress.controller import controller_pods
+
+        keys = {f"{p.meta.namespace}/{p.meta.name}" for p in controller_pods(self.state)}
+        self._nginx_running = {p.netns: "?" for p in self.plan.pods if p.key in keys}
+
+    def _sync_ingress(self, plan: LabPlan, state: ClusterState, fresh: set) -> None:
+        from labkit.backends.netns.ingress import sync_controllers
+
+        if self._nginx_running or any(_runs_nginx(p) for p in state.pods):
+            self._nginx_running = sync_controllers(self.lab, plan, state, fresh, self._nginx_running,
+                                                   self._require())
+
+    def _is_ingress_entry(self, host: str, port: int) -> bool:
+        from labkit.controllers.ingress.controller import ingress_entry_points
+
+        if not self._nginx_running:
+            return False
+        return (host, port) in ingress_entry_points(self._state(), [n.ip for n in self._plan().nodes])
+
+    def _ingress_http(self, src, destination, host, port, path, request_host, headers, timeout) -> ProbeResult:
+        from labkit.backends.netns.ingress import ingress_request
+
+        rid = next((v for k, v in headers.items() if k.lower() == "x-request-id"), "") or \
+            "%032x" % self._ingress_rng.getrandbits(128)
+        sent = {k: v for k, v in headers.items() if k.lower() not in ("host", "x-request-id")}
+        from labkit.backends.netns.ingress import Watchers
+
+        self._watchers = self._watchers or Watchers()
+        o = ingress_request(src.netns, host, port, path, request_host or f"{host}:{port}", sent, rid,
+                            self._watchers.for_netns(sorted(self._nginx_running)), timeout)
+        if not o.ok:
+            verdict = {"refused": REFUSED, "timeout": NO_REPLY}.get(o.error, UNREACHABLE)
+            return ProbeResult(src.label, destination, "tcp", verdict, kind="http", detail=o.error)
+        plan = self._plan()
+        if o.upstream:
+            answered_by = plan.owner_of(o.upstream.rsplit(":", 1)[0]).removeprefix("pod ")
+            detail = f"nginx proxied to {o.upstream}"
+        else:
+            ctrl = [p.key for p in plan.pods if p.netns in self._nginx_running]
+            answered_by, detail = (ctrl[0] if len(ctrl) == 1 else ""), "nginx answered itself"
+        return ProbeResult(src.label, destination, "tcp", ANSWERED, answered_by=answered_by, reply_from=o.peer,
+                           client_seen_as=o.seen_as, client_address=o.local, kind="http", status=o.status,
+                           body=o.body, headers=o.upstream_headers, detail=detail)
+
+    def enable_ingress(self) -> list[str]:
+        """Apply the lab's ingress controller (labkit.controllers.ingress.controller): a pod running
+        real nginx with the configuration labkit renders, behind a LoadBalancer Service on port 80."""
+        from labkit.controllers.ingress.controller import INGRESS_NGINX_MANIFEST
+
+        return self.apply(INGRESS_NGINX_MANIFEST, "ingress-nginx controller")
+
+    def ingress_conf(self) -> str:
+        """The nginx.conf the controller's nginx runs (read from its pod's directory)."""
+        from labkit.backends.netns.ingress import controller_dir
+
+        if not self._nginx_running:
+            raise LabkitError("this lab has no ingress controller yet (fix: lab.enable_ingress())")
+        with open(os.path.join(controller_dir(self._require(), sorted(self._nginx_running)[0]), "nginx.conf")) as f:
+            return f.read()
+
     def _remove_pods(self, pods) -> None:
         registry = self._require()
         names = [p.netns for p in pods]
@@ -605,6 +726,13 @@ class NetnsLab(Backend):
         cleanup.kill_and_wait(pids)
         self.runner.run(["ip", "-force", "-batch", "-"], stdin=commands.render_netns_del(names), check=False)
         registry.forget_namespaces(names)
+
+
+def _runs_nginx(pod) -> bool:
+    """The ingress controller's pods run nginx (labkit.backends.netns.ingress), not netexec."""
+    from labkit.controllers.ingress.controller import is_controller_pod
+
+    return is_controller_pod(pod)
 
 
 def _load_network(registry: reg.Registry) -> LabNetworkSettings:

@@ -21,7 +21,7 @@ from labkit.backends.netns.runner import netns_path
 from labkit.errors import LabkitError
 from labkit.workloads import netexec
 
-READY_DEADLINE = 5.0  # seconds
+READY_DEADLINE = 20.0  # seconds: a loaded 2-core machine starts Python slowly
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class SimLab(Backend):
         self.network = network or LabNetworkSettings()
         self._health: dict = {}  # node netns -> HealthServer
         self._up = False
+        self._init_ingress()
 
     # --- life cycle -------------------------------------------------------
 
@@ -134,6 +135,7 @@ class SimLab(Backend):
         self.state = self.plan = self.dataplane = None
         self.packets = LabState()
         self.operations = []
+        self._init_ingress()
 
     # --- changes ------------------------------------------------------------
 
@@ -195,6 +197,7 @@ class SimLab(Backend):
             if key not in {q.key for q in plan.pods} or plan.pod(p.namespace, p.name) != p:
                 self.packets.netns.pop(p.netns, None)
         self.state, self.plan, self.dataplane = state, plan, dataplane
+        self._sync_ingress(state)
 
     # --- reading ----------------------------------------------------------
 
@@ -298,13 +301,18 @@ class SimLab(Backend):
         return results
 
     def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0, *,
-             pin: Optional[str] = None, sport: Optional[int] = None) -> ProbeResult:
-        """One TCP connection: handshake, GET `path` (then /hostname, /clientip), close."""
+             pin: Optional[str] = None, sport: Optional[int] = None, host: Optional[str] = None,
+             headers: Optional[dict] = None) -> ProbeResult:
+        """One TCP connection: handshake, GET `path` (then /hostname, /clientip), close.
+        At the ingress controller pod: one GET with `host` and `headers`, answered as nginx does."""
+        request_host = host
         host, port = parse_destination(destination)
         self._ensure_cloud(source, host)
         src = self.endpoint(source)
         x = self._tcp(src, host, port, pin, sport, "http")
         local = f"{src.ip}:{x.sport}"
+        if x.verdict == ANSWERED and x.server_ns in self._ingress_netns():
+            return self._ingress_http(src, destination, x, path, request_host, headers or {})
         if x.verdict != ANSWERED:
             verdict = NO_REPLY if x.verdict == NO_REPLY else REFUSED
             error = "timeout" if verdict == NO_REPLY else "refused"
@@ -426,6 +434,47 @@ class SimLab(Backend):
         """Let `seconds` pass on the lab's clock (conntrack timeouts, session affinity)."""
         self._require()
         self.now += float(seconds)
+
+    # --- NetworkPolicy (Backend.netpol_matrix / netpol_check) ----------------------------
+
+    def netpol_objects(self) -> list:
+        """The lab's Namespaces, Pods and NetworkPolicies, as the evaluator reads them."""
+        state = self._state()
+        return [*state.namespaces, *state.pods, *state.network_policies]
+
+    def probe_many(self, requests, timeout: float = 0.5) -> list[ProbeResult]:
+        """One probe per request (labkit.backends.base.ProbeRequest), in order; each from a client
+        port of its own, taken in turn from the ephemeral range, so no probe meets the conntrack
+        entry of an earlier one (as the kernel lab does)."""
+        out = []
+        for r in requests:
+            low, high = EPHEMERAL_PORTS
+            self._batch_port = getattr(self, "_batch_port", 0) % (high - low)
+            sport = low + self._batch_port
+            self._batch_port += 1
+            if r.protocol == "sctp":
+                out.append(self._sctp_init(r.source, r.destination, sport))
+                continue
+            [result] = self.probe(r.source, r.destination, r.protocol, sport=sport)
+            out.append(result)
+        return out
+
+    def _sctp_init(self, source: str, destination: str, sport: int) -> ProbeResult:
+        """An SCTP INIT, as the kernel lab sends it on a raw socket: the lab's pods have no SCTP
+        (nor has this kernel), so one that reaches its pod is answered by ICMP protocol
+        unreachable (refused); one the rules drop gets nothing back (no-reply)."""
+        host, port = parse_destination(destination)
+        src = self.endpoint(source)
+        self.now += PROBE_TICK
+        w = self._walk(src.netns, Packet("sctp", src.ip, host, sport, port))
+        common = dict(client_address=f"{src.ip}:{sport}", kind="sctp-init")
+        if w.verdict in ("delivered", "refused"):
+            return ProbeResult(src.label, destination, "sctp", REFUSED, reply_from=f"{w.packet.dst}:{port}",
+                               detail=f"ICMP protocol unreachable from {w.packet.dst}: the INIT reached the "
+                                      "pod, whose kernel has no SCTP", **common)
+        if w.verdict == "rejected":
+            return ProbeResult(src.label, destination, "sctp", UNREACHABLE, detail="rejected", **common)
+        return ProbeResult(src.label, destination, "sctp", NO_REPLY, detail=f"{w.verdict}: {w.reason}", **common)
 
     # --- the exchanges ------------------------------------------------------
 
@@ -556,6 +605,47 @@ class SimLab(Backend):
         return ProbeResult(src.label, destination, "udp", ANSWERED, answered_by=answered_by,
                            reply_from=replies[0][2], client_seen_as=got.get("clientip", ""),
                            client_address=local, kind="udp", body=got.get(message, ""))
+
+    # --- the ingress controller (labkit.backends.sim.ingress) ----------------------------
+
+    def _init_ingress(self) -> None:
+        from labkit.backends.sim.ingress import SimController
+
+        self._ingress = SimController()
+        self._ingress_rng = random.Random(f"{self.seed}:ingress")  # request ids, as the kernel lab's
+
+    def _sync_ingress(self, state: ClusterState) -> None:
+        from labkit.controllers.ingress.controller import controller_pods
+
+        if controller_pods(state) or self._ingress.conf is not None:
+            self._ingress.sync(state)
+
+    def _ingress_netns(self) -> set:
+        from labkit.controllers.ingress.controller import is_controller_pod
+
+        keys = {f"{p.meta.namespace}/{p.meta.name}" for p in self._state().pods if is_controller_pod(p)}
+        return {p.netns for p in self._plan().pods if p.key in keys}
+
+    def _ingress_http(self, src, destination, x, path, host, headers) -> ProbeResult:
+        from labkit.backends.sim.ingress import ingress_http, new_request_id
+
+        rid = next((v for k, v in headers.items() if k.lower() == "x-request-id"), "") or \
+            new_request_id(self._ingress_rng)
+        return ingress_http(self, src, destination, x, path, host, headers, rid)
+
+    def enable_ingress(self) -> list[str]:
+        """Apply the lab's ingress controller (labkit.controllers.ingress.controller): a pod
+        answering as nginx does, behind a LoadBalancer Service on port 80."""
+        from labkit.controllers.ingress.controller import INGRESS_NGINX_MANIFEST
+
+        return self.apply(INGRESS_NGINX_MANIFEST, "ingress-nginx controller")
+
+    def ingress_conf(self) -> str:
+        """The nginx.conf the controller runs (the kernel lab's nginx runs the same text)."""
+        self._require()
+        if self._ingress.conf is None:
+            raise LabkitError("this lab has no ingress controller yet (fix: lab.enable_ingress())")
+        return self._ingress.conf.text
 
     # --- internals ----------------------------------------------------------
 
