@@ -30,7 +30,10 @@ def execute(path: Path, timeout: int = 300) -> None:
     nb = nbformat.read(str(path), as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    text = render_notebook(json.loads(nbformat.writes(nb)))
+    stored = json.loads(nbformat.writes(nb))
+    for cell in stored["cells"]:  # execution timestamps would make every run a diff
+        cell.get("metadata", {}).pop("execution", None)
+    text = render_notebook(stored)
     path.write_text(text, encoding="utf-8")
 
 

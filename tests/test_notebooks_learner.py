@@ -21,7 +21,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 import make_learner_copies as mlc  # noqa: E402
 
 NOTEBOOKS = ["00.00-welcome", "01.00-pods-come-and-go", "02.00-services", "03.00-kube-proxy-and-dnat",
-             "04.00-conntrack"]
+             "04.00-conntrack", "05.00-egress-and-snat", "06.00-nodeport-and-loadbalancer",
+             "07.00-ingress-and-gateway-api", "08.00-network-policy", "09.00-troubleshooting"]
 
 
 def cells(name: str, where: Path = mlc.AUTHORED) -> list[dict]:

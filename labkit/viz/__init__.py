@@ -3,6 +3,8 @@
     labkit.viz.topology(lab)            nodes, pods and their addresses, the node network, outside hosts
     labkit.viz.packet_path(lab, result) one probe's path across namespaces, with each address change
     labkit.viz.trace_walk(trace)        the chain-by-chain walk of a traced packet
+    labkit.viz.nat_path(lab, result)    a connection through every NAT it met (node, NAT gateway,
+                                        load balancer), there and back
 
 Each returns a Diagram: its `.dot` is the DOT source (what tests compare), and
 in a notebook it shows as a small SVG (graphviz's `dot` draws it). The
@@ -19,6 +21,7 @@ from labkit.viz.diagrams import (
     topology,
     trace_walk,
 )
+from labkit.viz.nat import nat_hops, nat_path
 
 __all__ = ["Diagram", "packet_path", "path_hops", "render_path_dot", "render_topology_dot",
-           "render_trace_dot", "topology", "trace_walk"]
+           "render_trace_dot", "topology", "trace_walk", "nat_hops", "nat_path"]
