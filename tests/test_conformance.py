@@ -442,3 +442,79 @@ def test_a_udp_flow_becomes_a_stream_only_after_two_seconds():
     ct.confirm(late)
     ct.note_packet(late, REPLY, udp("127.0.0.1", "127.0.0.1", 9000, 40001), 5.0)
     assert (late.assured, late.expires) == (False, 35.0)
+
+
+# --- the probe methods' keywords -----------------------------------------------------------
+
+SIM_ONLY_KEYWORDS = {"pin"}  # the kernel's coin cannot be steered; the sim replays its choice
+
+
+def keywords(cls, method: str) -> list[tuple]:
+    """(name, kind, default) of every parameter after `self`, the sim's own left out."""
+    import inspect
+
+    params = list(inspect.signature(getattr(cls, method)).parameters.values())[1:]
+    return [(p.name, p.kind, p.default) for p in params if p.name not in SIM_ONLY_KEYWORDS]
+
+
+@pytest.mark.parametrize("method", ["probe", "http", "trace"])
+def test_every_backend_takes_the_same_probe_arguments(method):
+    """A notebook's `lab.probe(..., sport=40000)` runs unchanged on the sim, the kernel lab and
+    the kernel lab held in a user namespace."""
+    from labkit.backends.netns.lab import NetnsLab
+    from labkit.backends.netns.rootless import RootlessLab
+
+    assert keywords(NetnsLab, method) == keywords(SimLab, method)
+    assert keywords(RootlessLab, method) == keywords(SimLab, method)
+    assert "sport" in dict((name, kind) for name, kind, _ in keywords(SimLab, method))
+
+
+@pytest.fixture(params=["sim", "netns"])
+def sim_or_kernel(request):
+    return request.getfixturevalue(f"{request.param}_lab")
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+def test_a_probe_leaves_from_the_client_port_asked_for(sim_or_kernel, protocol):
+    """sport= on probe (every one of `count`) and on trace: the client's address, and the
+    node's conntrack entry, carry that port on both backends."""
+    lab = sim_or_kernel
+    sport = 45000 + (protocol == "udp")
+    if protocol == "tcp":
+        source, destination = "default/client", CLUSTER_IP
+    else:  # the client pod's netexec answers UDP on 8081
+        source, destination = on_node(lab, "kind-worker2"), f"{pod_ip(lab, 'default/client')}:8081"
+    src_ip, node = lab.endpoint(source).ip, nat_node(lab, source)
+    results = lab.probe(source, destination, protocol, count=2, sport=sport)
+    assert [(r.verdict, r.client_address) for r in results] == [(ANSWERED, f"{src_ip}:{sport}")] * 2
+    e = entry_for(lab, node, sport, protocol)
+    assert (e.orig.src, e.orig.sport, f"{e.orig.dst}:{e.orig.dport}") == (src_ip, sport, destination)
+    trace = lab.trace(source, CLUSTER_IP, sport=sport + 10)
+    e = entry_for(lab, node, sport + 10)
+    assert (trace.verdict, e.orig.src, e.orig.dst) == (ANSWERED, src_ip, CLUSTER_IP.split(":")[0])
+
+
+def test_a_client_port_that_is_no_port_is_refused(sim_or_kernel):
+    from labkit.errors import LabkitError
+
+    for bad in (70000, -1, "80"):
+        with pytest.raises(LabkitError, match=r"is not a port \(fix: give a number from 1 to 65535"):
+            sim_or_kernel.probe("default/client", CLUSTER_IP, sport=bad)
+
+
+def test_a_path_netexec_has_no_handler_for_gets_its_time(sim_or_kernel):
+    """agnhost's root handler answers every path no other handler takes: 200, "NOW: " and Go's
+    time.Time.String() -- the real UTC clock in the kernel lab, the lab's own clock in the sim."""
+    import re
+    from datetime import datetime, timezone
+
+    from labkit.workloads.netexec import NOW_PATTERN
+
+    lab = sim_or_kernel
+    r = lab.http("default/client", CLUSTER_IP, "/no/such/path")
+    assert (r.verdict, r.status) == (ANSWERED, 200) and re.fullmatch(NOW_PATTERN, r.body), r.body
+    if isinstance(lab, SimLab):
+        assert r.body == "NOW: " + lab.go_now(lab.endpoint(r.answered_by).netns)
+    else:
+        shown = datetime.strptime(r.body[5:24], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        assert abs((datetime.now(timezone.utc) - shown).total_seconds()) < 60

@@ -1,5 +1,7 @@
-"""The pod server answers like agnhost netexec: /hostname, /clientip, /echo, UDP hostname/echo/clientip."""
+"""The pod server answers like agnhost netexec: /hostname, /clientip, /echo, "NOW: ..." for any
+other path, UDP hostname/echo/clientip; its responses are written the way Go's net/http writes them."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -8,7 +10,18 @@ import pytest
 
 from labkit.model.objects import Container, ContainerPort, ObjectMeta, Pod
 from labkit.workloads import netexec
-from labkit.workloads.netexec import answer_http, answer_udp, pod_server_ports, render_http_response
+from labkit.workloads.netexec import (
+    answer_http,
+    answer_udp,
+    pod_server_ports,
+    render_go_time,
+    render_http_date,
+    render_http_response,
+    status_text,
+)
+
+NOW = "2026-01-01 00:00:03 +0000 UTC m=+3.000000000"
+GO_NOW = netexec.NOW_PATTERN
 
 
 def test_http_answers():
@@ -17,23 +30,54 @@ def test_http_answers():
     assert answer_http("/clientip", "web-0", "10.244.1.2:40000") == (200, "10.244.1.2:40000")
     assert answer_http("/echo?msg=hello%20there", "w", "x") == (200, "hello there")
     assert answer_http("/echo?msg=teapot&code=418", "w", "x") == (418, "teapot")
-    assert answer_http("/echo?msg=m&code=x", "w", "x") == (200, "argument 'code' must be an integer or empty, got 'x'\n")
+    assert answer_http("/echo?msg=m&code=%2B201", "w", "x") == (201, "m")  # strconv.Atoi takes a sign
+    assert answer_http("/echo?msg=m&code=x", "w", "x") == (200, "argument 'code' must be an integer or empty, got \"x\"\n")
+    assert answer_http("/echo?code=4%C2%B2", "w", "x") == (200, "argument 'code' must be an integer or empty, got \"4\u00b2\"\n")
     assert answer_http("/healthz", "w", "x") == (200, "")
-    assert answer_http("/", "w", "x", now="2024-01-01") == (200, "NOW: 2024-01-01")
-    assert answer_http("/nope", "w", "x") == (404, "404 page not found\n")
 
 
-def test_udp_answers_are_agnhosts_lower_cased():
-    assert answer_udp("hostname\n", "web-0", "p") == "web-0"
-    assert answer_udp("ECHO Hello", "web-0", "p") == "hello"
-    assert answer_udp("clientip", "web-0", "10.0.0.1:5") == "10.0.0.1:5"
-    assert answer_udp("what", "web-0", "p") is None
+def test_every_other_path_is_agnhosts_root_handler():
+    """ServeMux gives "/" every path no other pattern takes: agnhost answers them all 200 "NOW: ..."."""
+    for path in ("/", "/nope", "/hostname/", "/api/hostname", "/index.html?x=1", "/echo/"):
+        assert answer_http(path, "w", "x", now=NOW) == (200, "NOW: " + NOW), path
+
+
+def test_agnhosts_other_handlers_say_they_are_left_out():
+    status, body = answer_http("/shell?cmd=id", "w", "x", now=NOW)
+    assert (status, body) == (501, "labkit's netexec does not implement /shell (agnhost's /dial, /exit, /redirect, "
+                                   "/shell, /shutdown, /upload run commands, exit, dial out or write files; the "
+                                   "lab's pods do none of that)\n")
+    assert [answer_http(p, "w", "x")[0] for p in ("/dial", "/exit", "/redirect", "/shutdown", "/upload")] == [501] * 5
+
+
+def test_go_time_string():
+    """time.Time.String(): the fraction without trailing zeros (none on a whole second), the zone, and
+    the monotonic reading as seconds with nine decimals."""
+    epoch = 1767225600 * 10**9  # 2026-01-01 00:00:00 UTC
+    assert render_go_time(epoch + 3 * 10**9, 3 * 10**9) == NOW
+    assert render_go_time(epoch + 975_123_456 + 7 * 86400 * 10**9, 1_500_000_000) == \
+        "2026-01-08 00:00:00.975123456 +0000 UTC m=+1.500000000"
+    assert render_go_time(epoch + 120_000_000, 42) == "2026-01-01 00:00:00.12 +0000 UTC m=+0.000000042"
+    assert render_go_time(epoch, -2 * 10**9) == "2026-01-01 00:00:00 +0000 UTC m=-2.000000000"
+    assert render_go_time(epoch, 1_000_000_007 * 10**9 + 5) == "2026-01-01 00:00:00 +0000 UTC m=+1000000007.000000005"
+    assert render_go_time(epoch) == "2026-01-01 00:00:00 +0000 UTC"  # no monotonic reading
+    assert re.fullmatch(GO_NOW, "NOW: " + NOW)
+    assert re.fullmatch(GO_NOW, "NOW: 2026-01-01 00:00:00.12 +0000 UTC m=+12.000000042")
+    for wrong in ("NOW: 2026-01-01 00:00:00.120 +0000 UTC m=+1.000000000",  # a trailing zero
+                  "NOW: 2026-01-01 00:00:00 +0000 UTC m=+1.00000000",  # eight decimals
+                  "NOW: 2026-01-01 00:00:00"):
+        assert not re.fullmatch(GO_NOW, wrong), wrong
+    assert render_http_date(epoch + 10**9 - 1) == "Thu, 01 Jan 2026 00:00:00 GMT"
 
 
 def test_response_text():
-    assert render_http_response(200, "web-0", True) == (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\n"
-        b"Connection: keep-alive\r\n\r\nweb-0")
+    """Go's order (headers sorted by name), no Content-Type on an empty body, Connection only to close."""
+    assert render_http_response(200, "web-0", True, "Thu, 01 Jan 2026 00:00:00 GMT") == (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n\r\nweb-0")
+    assert render_http_response(200, "", False) == b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    assert [status_text(c) for c in (200, 412, 414, 418, 501, 599)] == [
+        "OK", "Precondition Failed", "Request URI Too Long", "I'm a teapot", "Not Implemented", "status code 599"]
 
 
 def _pod(*containers):
@@ -83,12 +127,26 @@ def test_keep_alive_answers_several_requests_on_one_connection(server):
     while chunk := s.recv(4096):
         out += chunk
     s.close()
-    body_len = len(local)
-    assert out == (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\n"
-        b"Connection: keep-alive\r\n\r\nweb-0"
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
-        + str(body_len).encode() + b"\r\nConnection: close\r\n\r\n" + local.encode())
+    heads = [h.decode() for h in re.findall(rb"HTTP/1\.1 .*?\r\n\r\n", out, re.S)]
+    date = r"Date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n"
+    assert re.fullmatch(r"HTTP/1\.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        + date + r"\r\n", heads[0])
+    assert re.fullmatch(r"HTTP/1\.1 200 OK\r\nConnection: close\r\nContent-Length: " + str(len(local))
+                        + r"\r\nContent-Type: text/plain; charset=utf-8\r\n" + date + r"\r\n", heads[1])
+    assert out == heads[0].encode() + b"web-0" + heads[1].encode() + local.encode()
+
+
+def test_an_unknown_path_gets_the_time_as_go_prints_it(server):
+    tcp, _ = server
+    s = socket.create_connection(("127.0.0.1", tcp), timeout=2)
+    s.sendall(b"GET /no/such/path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out = b""
+    while chunk := s.recv(4096):
+        out += chunk
+    s.close()
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert re.fullmatch(GO_NOW, body.decode()), body
 
 
 def test_udp_commands(server):

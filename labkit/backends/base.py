@@ -290,6 +290,16 @@ def parse_destination(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def check_sport(sport) -> int:
+    """A client port given to a probe (`sport=`), 0 for none; LabkitError naming the fix otherwise."""
+    if sport is None or sport == 0:
+        return 0
+    if isinstance(sport, bool) or not isinstance(sport, int) or not 0 < sport < 65536:
+        raise LabkitError(f"sport={sport!r} is not a port (fix: give a number from 1 to 65535, "
+                          "or leave it out for a random client port)")
+    return sport
+
+
 def format_probe(result: ProbeResult) -> str:
     """One line for a learner: "default/client -> 10.96.0.10:80 tcp: answered by default/web-1 ..."."""
     words = [f"{result.source} -> {result.destination} {result.protocol}: {result.verdict}"]

@@ -1,10 +1,16 @@
 """The pod server: the parts of Kubernetes' `agnhost netexec` that e2e tests use.
 
-HTTP (keep-alive, like Go's server):
+HTTP (keep-alive, like Go's server), as agnhost's handlers answer:
   /hostname, /hostName  the pod's name           /clientip  "address:port" of the peer
-  /echo?msg=M[&code=C]  M (with status C)        /healthz   200
-  /                     "NOW: <time>"            anything else: 404 "404 page not found"
+  /echo?msg=M[&code=C]  M (with status C)        /healthz   200, empty
+  / and ANY other path  "NOW: <time.Now()>"      (agnhost's rootHandler holds the pattern "/",
+                        which Go's ServeMux gives every path no other handler takes)
+  /dial, /exit, /redirect, /shell, /shutdown, /upload: agnhost has them, this server does not
+                        (501, saying so: it neither runs commands nor exits on request)
 UDP: "hostname", "echo <msg>", "clientip" (case-insensitive, as agnhost).
+
+The time is Go's time.Time.String() of a UTC clock ("2026-01-01 00:00:03.5 +0000 UTC
+m=+3.500000000", render_go_time): the real clock here, the simulation's own clock there.
 
 Standard library only, and nothing of labkit imported at start, so it starts
 in a few tens of milliseconds: the lab runs it as `python3 -I -S netexec.py`.
@@ -28,11 +34,14 @@ DEFAULT_HTTP_PORT = 8080  # agnhost netexec's defaults
 DEFAULT_UDP_PORT = 8081
 PROGRAM_MARKER = "labkit-netexec"  # in argv, so cleanup can recognise a lab's server
 WATCH_INTERVAL = 0.5  # seconds between checks that the namespace still exists
-_REASONS = {
-    200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 302: "Found",
-    400: "Bad Request", 403: "Forbidden", 404: "Not Found", 412: "Precondition Failed",
-    417: "Expectation Failed", 500: "Internal Server Error", 503: "Service Unavailable",
-}
+START_NS = time.monotonic_ns()  # the process's start: Go's monotonic reading counts from it
+# Go's net/http StatusText where Python's http.HTTPStatus spells a phrase differently
+_GO_REASONS = {414: "Request URI Too Long", 418: "I'm a teapot"}
+# the body of "/" (and of every path agnhost has no handler for): "NOW: " and Go's time.Time.String()
+# of time.Now() in a UTC container (fraction without trailing zeros; the monotonic reading)
+NOW_PATTERN = r"NOW: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{0,8}[1-9])? \+0000 UTC m=[+-](0|[1-9]\d*)\.\d{9}"
+# agnhost's handlers this server leaves out (they run commands, exit, dial out, write files)
+NOT_IMPLEMENTED = ("/dial", "/exit", "/redirect", "/shell", "/shutdown", "/upload")
 
 
 def pod_server_ports(pod) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -58,20 +67,66 @@ def pod_server_ports(pod) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(sorted(set(tcp))), tuple(sorted(set(udp)))
 
 
-def render_http_response(status: int, body: str, keep_alive: bool) -> bytes:
-    """A Go-like plain-text response."""
+def status_text(status: int) -> str:
+    """The reason phrase Go's server writes ("status code 599" for a code it has none for)."""
+    from http import HTTPStatus
+
+    if status in _GO_REASONS:
+        return _GO_REASONS[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"status code {status}"
+
+
+def render_http_response(status: int, body: str, keep_alive: bool, date: str = "") -> bytes:
+    """A response as Go's net/http writes a handler's plain-text answer: headers sorted by
+    name, Content-Type sniffed (none for an empty body), Connection only when closing."""
     data = body.encode()
-    head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(data)}\r\n"
-        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-    )
-    return head.encode() + data
+    headers = [("Content-Length", str(len(data)))]
+    if data:
+        headers.append(("Content-Type", "text/plain; charset=utf-8"))
+    if date:
+        headers.append(("Date", date))
+    if not keep_alive:
+        headers.insert(0, ("Connection", "close"))
+    head = f"HTTP/1.1 {status} {status_text(status)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return (head + "\r\n").encode() + data
+
+
+def render_go_time(wall_ns: int, monotonic_ns: int | None = None) -> str:
+    """Go's time.Time.String() of a UTC time: "2006-01-02 15:04:05.999999999 -0700 MST"
+    (trailing zeros of the fraction dropped, no fraction at all on a whole second), then
+    " m=+S.NNNNNNNNN" when the time carries a monotonic reading (time.Now() does: the
+    seconds since the process started). Pure: both clocks are given."""
+    seconds, nanos = divmod(wall_ns, 10**9)
+    text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+    if nanos:
+        text += "." + f"{nanos:09d}".rstrip("0")
+    text += " +0000 UTC"
+    if monotonic_ns is not None:
+        sign = "-" if monotonic_ns < 0 else "+"
+        whole, frac = divmod(abs(monotonic_ns), 10**9)
+        giga, whole = divmod(whole, 10**9)
+        text += f" m={sign}" + (f"{giga}{whole:09d}" if giga else f"{whole}") + f".{frac:09d}"
+    return text
+
+
+def render_http_date(wall_ns: int) -> str:
+    """The Date header Go writes (http.TimeFormat)."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(wall_ns // 10**9))
+
+
+def _go_atoi(text: str) -> int | None:
+    """strconv.Atoi: an optional sign, then ASCII digits; None where Go returns an error."""
+    import re
+
+    return int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else None
 
 
 def answer_http(target: str, hostname: str, peer: str, now: str = "") -> tuple[int, str]:
-    """(status, body) for a GET of `target`, as agnhost netexec answers it."""
+    """(status, body) for a request of `target`, as agnhost netexec answers it; `now` is the
+    server's clock as render_go_time writes it (the body of "/" and of every unknown path)."""
     url = urlsplit(target)
     query = parse_qs(url.query, keep_blank_values=True)
     path = url.path
@@ -85,13 +140,20 @@ def answer_http(target: str, hostname: str, peer: str, now: str = "") -> tuple[i
         msg = query.get("msg", [""])[0]
         code = query.get("code", [""])[0]
         if code:
-            if not code.lstrip("-").isdigit():
-                return 200, f"argument 'code' must be an integer or empty, got {code!r}\n"
-            return int(code), msg
+            status = _go_atoi(code)
+            if status is None:
+                return 200, f"argument 'code' must be an integer or empty, got {_go_quote(code)}\n"
+            return status, msg
         return 200, msg
-    if path == "/":
-        return 200, f"NOW: {now}"
-    return 404, "404 page not found\n"
+    if path in NOT_IMPLEMENTED:
+        return 501, (f"labkit's netexec does not implement {path} (agnhost's {', '.join(NOT_IMPLEMENTED)} "
+                     "run commands, exit, dial out or write files; the lab's pods do none of that)\n")
+    return 200, f"NOW: {now}"
+
+
+def _go_quote(text: str) -> str:
+    """Go's %q of a printable ASCII string (double quotes, backslash escapes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def answer_udp(text: str, hostname: str, peer: str) -> str | None:
@@ -187,10 +249,11 @@ class Server:
             if len(parts) != 3:
                 status, body, keep = 400, "400 Bad Request", False
             else:
+                wall = time.time_ns()
                 status, body = answer_http(parts[1], self.hostname, _peer(conn.getpeername()),
-                                           time.strftime("%Y-%m-%d %H:%M:%S"))
+                                           render_go_time(wall, time.monotonic_ns() - START_NS))
             conn.setblocking(True)
-            conn.sendall(render_http_response(status, body, keep))
+            conn.sendall(render_http_response(status, body, keep, render_http_date(time.time_ns())))
             conn.setblocking(False)
             if not keep:
                 self._close(conn)

@@ -30,6 +30,7 @@ from labkit.backends.base import (
     LabNotFound,
     ProbeResult,
     Trace,
+    check_sport,
     parse_destination,
 )
 from labkit.backends.netns import cleanup, commands, registry as reg, servers
@@ -91,6 +92,10 @@ def _guard(plan: LabPlan, namespaces) -> None:
 
 class NetnsLab(Backend):
     name = "netns"
+    # kube-proxy's UDP conntrack cleanup after each sync (labkit.controllers.kube_proxy.conntrack_cleanup);
+    # False plays a kube-proxy that cannot delete entries (as one without the conntrack tool once could
+    # not), so a stale UDP entry outlives its endpoint until it expires
+    conntrack_cleanup = True
 
     def __init__(self, lab: str = DEFAULT_LAB_NAME, kind_config: str = "", seed: int = 0,
                  runner: Optional[Runner] = None, root: str = reg.STATE_ROOT):
@@ -266,13 +271,17 @@ class NetnsLab(Backend):
         return ""
 
     def probe(self, source: str, destination: str, protocol: str = "tcp", count: int = 1,
-              timeout: float = 1.0) -> list[ProbeResult]:
+              timeout: float = 1.0, *, sport: Optional[int] = None) -> list[ProbeResult]:
+        """TCP SYNs built with scapy, or UDP datagrams; `sport`: the client port every one of
+        them leaves from (the sim's keyword: a UDP client that keeps its port keeps its
+        conntrack entry), otherwise a random one per probe."""
         host, port = parse_destination(destination)
         self._ensure_cloud(source, host)
         src = self.endpoint(source)
+        fixed = check_sport(sport)
         results = []
         for _ in range(count):
-            sport = self._rng.randrange(32768, 61000)
+            sport = fixed or self._rng.randrange(32768, 61000)
             if protocol == "udp":
                 u = udp_probe(src.netns, host, port, "hostname", timeout, sport)
                 verdict = ANSWERED if u.ok else REFUSED if u.error == "refused" else NO_REPLY
@@ -321,14 +330,17 @@ class NetnsLab(Backend):
         return (owner[4:] if owner.startswith("pod ") else owner), ""
 
     def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0, *,
-             host: Optional[str] = None, headers: Optional[dict] = None) -> ProbeResult:
+             sport: Optional[int] = None, host: Optional[str] = None,
+             headers: Optional[dict] = None) -> ProbeResult:
+        """One TCP connection and GET (sport: the client port to bind, else the kernel picks)."""
+        sport = check_sport(sport)
         request_host = host
         host, port = parse_destination(destination)
         self._ensure_cloud(source, host)
         src = self.endpoint(source)
         if self._is_ingress_entry(host, port):
             return self._ingress_http(src, destination, host, port, path, request_host, headers or {}, timeout)
-        o = http_probe(src.netns, host, port, path, timeout)
+        o = http_probe(src.netns, host, port, path, timeout, sport)
         if o.ok:
             verdict = ANSWERED
         else:
@@ -343,8 +355,11 @@ class NetnsLab(Backend):
                            client_seen_as=seen_as, client_address=o.local, kind="http",
                            status=o.status, body=o.body, detail=o.error)
 
-    def trace(self, source: str, destination: str, protocol: str = "tcp", timeout: float = 1.0) -> Trace:
-        """One TCP SYN traced by the kernel through the first node's chains (TRACE + xtables-monitor)."""
+    def trace(self, source: str, destination: str, protocol: str = "tcp", timeout: float = 1.0, *,
+              sport: Optional[int] = None) -> Trace:
+        """One TCP SYN traced by the kernel through the first node's chains (TRACE + xtables-monitor),
+        from client port `sport` (a random one if not given)."""
+        sport = check_sport(sport)
         import subprocess
 
         from labkit.backends.netns.trace_text import parse_xtables_trace, rule_positions
@@ -360,7 +375,7 @@ class NetnsLab(Backend):
         if not names:
             raise LabkitError(f"{destination} is not a node of the lab, so no node's chains see a packet "
                               f"from {source} to it")
-        sport = self._rng.randrange(32768, 61000)
+        sport = sport or self._rng.randrange(32768, 61000)
         rules = []
         for i, ns in enumerate(names):
             hook = "OUTPUT" if src.netns == ns else "PREROUTING"
@@ -461,12 +476,43 @@ class NetnsLab(Backend):
         if grow_cloud:
             specs.append(servers.ServerSpec(INTERNET_HOSTNAME, INTERNET_HOSTNAME, new_plan.internet.netns,
                                             (INTERNET_HTTP_PORT,), (INTERNET_UDP_PORT,)))
+        before = None if first else self.state
         self.state, self.plan = state, new_plan
+        self._clean_conntrack(before, state)
         if specs:
             servers.start_servers(self.lab, specs, registry)
         self._sync_health(new_plan, state)
         self._sync_dns(new_plan, state, fresh)
         self._sync_ingress(new_plan, state, fresh)
+
+    def _clean_conntrack(self, before: Optional[ClusterState], after: ClusterState) -> None:
+        """kube-proxy's UDP conntrack cleanup after the sync (labkit.controllers.kube_proxy.
+        conntrack_cleanup): each node lists its UDP entries and deletes the stale ones, one
+        `conntrack -D` per entry, naming its whole original tuple."""
+        from labkit.controllers.kube_proxy.conntrack_cleanup import (
+            check_cleanup_required,
+            is_stale,
+            render_conntrack_delete,
+            serving_endpoints,
+        )
+
+        from labkit.tools import find_tool
+
+        # without the conntrack tool (the rest of the lab does not need it) there is nothing to clean with
+        if not self.conntrack_cleanup or not check_cleanup_required(before, after) \
+                or find_tool("conntrack") is None:
+            return
+        by_ip_port, by_node_port = serving_endpoints(after)
+        nodes = [n.netns for n in self._plan().nodes]
+        listings = self.runner.run_all([(["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "udp"], "")
+                                        for ns in nodes], check=False)
+        deletes = []
+        for ns, out in zip(nodes, listings):
+            for e in parse_conntrack(out.stdout):
+                if is_stale(e, by_ip_port, by_node_port):
+                    deletes.append((["ip", "netns", "exec", ns] + render_conntrack_delete(e), ""))
+        if deletes:  # an entry that expired meanwhile makes conntrack say "0 flow entries": not an error
+            self.runner.run_all(deletes, check=False)
 
     # --- the world outside the pod network ----------------------------------------
 

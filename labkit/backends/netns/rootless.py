@@ -253,11 +253,13 @@ class RootlessLab(Backend):
         return self._call("services")
 
     def probe(self, source: str, destination: str, protocol: str = "tcp", count: int = 1,
-              timeout: float = 1.0) -> list[ProbeResult]:
-        return self._call("probe", source, destination, protocol, count, timeout)
+              timeout: float = 1.0, *, sport: Optional[int] = None) -> list[ProbeResult]:
+        return self._call("probe", source, destination, protocol, count, timeout, sport=sport)
 
-    def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0) -> ProbeResult:
-        return self._call("http", source, destination, path, timeout)
+    def http(self, source: str, destination: str, path: str = "/hostname", timeout: float = 2.0, *,
+             sport: Optional[int] = None, host: Optional[str] = None,
+             headers: Optional[dict] = None) -> ProbeResult:
+        return self._call("http", source, destination, path, timeout, sport=sport, host=host, headers=headers)
 
     def conntrack(self, node: str) -> list[ConntrackEntry]:
         return self._call("conntrack", node)
@@ -265,5 +267,6 @@ class RootlessLab(Backend):
     def rules(self, node: str, table: str = "nat") -> str:
         return self._call("rules", node, table)
 
-    def trace(self, source: str, destination: str, protocol: str = "tcp", timeout: float = 1.0) -> Trace:
-        return self._call("trace", source, destination, protocol, timeout)
+    def trace(self, source: str, destination: str, protocol: str = "tcp", timeout: float = 1.0, *,
+              sport: Optional[int] = None) -> Trace:
+        return self._call("trace", source, destination, protocol, timeout, sport=sport)

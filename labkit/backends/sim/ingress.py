@@ -149,7 +149,8 @@ def ingress_http(lab, src, destination: str, x, path: str, host: Optional[str],
         if up.verdict != ANSWERED:
             continue  # proxy_next_upstream: nginx tries the next endpoint
         backend = lab._owner_pod(up.server_ns)
-        status, body = answer_http(path, backend.split("/", 1)[1] if backend else "", up.seen_as)
+        status, body = answer_http(path, backend.split("/", 1)[1] if backend else "", up.seen_as,
+                                   lab.go_now(up.server_ns))
         return ProbeResult(src.label, destination, "tcp", ANSWERED, answered_by=backend, status=status,
                            body=body, headers=upstream_headers, detail=f"nginx: {d.what} ({addr})", **common)
     return ProbeResult(src.label, destination, "tcp", ANSWERED, answered_by=ctrl_key, status=502,

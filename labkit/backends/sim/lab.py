@@ -32,6 +32,7 @@ from labkit.backends.base import (
     LabNotFound,
     ProbeResult,
     Trace,
+    check_sport,
     parse_destination,
 )
 from labkit.backends.netns.rules import render_lab_rules
@@ -59,10 +60,13 @@ from labkit.topology.outside import (  # noqa: F401 (trace_namespaces: the trace
 )
 from labkit.topology.kind_config import ClusterTopology, default_topology, parse_kind_config_text
 from labkit.topology.plan import DEFAULT_LAB_NAME, LabPlan, build_plan, check_lab_name, placements_from_pods
-from labkit.workloads.netexec import answer_http, answer_udp, pod_server_ports
+from labkit.workloads.netexec import answer_http, answer_udp, pod_server_ports, render_go_time
 
 EPHEMERAL_PORTS = (32768, 61000)  # net.ipv4.ip_local_port_range's default (end exclusive)
 PROBE_TICK = 1.0  # seconds the lab's clock moves per probe
+# the wall clock the pods' servers read at lab time 0 (2026-01-01 00:00:00 UTC): a fixed date,
+# so "NOW: ..." answers, like everything else here, are the same on every run
+WALL_CLOCK_EPOCH_NS = 1767225600 * 10**9
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,10 @@ class _Exchange:
 
 class SimLab(Backend):
     name = "sim"
+    # kube-proxy's UDP conntrack cleanup after each sync (labkit.controllers.kube_proxy.conntrack_cleanup);
+    # False plays a kube-proxy that cannot delete entries (as one without the conntrack tool once could
+    # not), so a stale UDP entry outlives its endpoint until it expires
+    conntrack_cleanup = True
 
     def __init__(self, lab: str = DEFAULT_LAB_NAME, kind_config: str = "", seed: int = 0,
                  network: Optional[LabNetworkSettings] = None):
@@ -108,6 +116,7 @@ class SimLab(Backend):
         self.dataplane: Optional[Topology] = None
         self.packets = LabState()
         self.pinned = ""
+        self.started: dict[str, float] = {}  # netns -> the lab time its server started
         self.network = network or LabNetworkSettings()
         self._health: dict = {}  # node netns -> HealthServer
         self._up = False
@@ -196,8 +205,27 @@ class SimLab(Backend):
         for key, p in old.items():
             if key not in {q.key for q in plan.pods} or plan.pod(p.namespace, p.name) != p:
                 self.packets.netns.pop(p.netns, None)
+        before = self.state
+        servers = {p.netns for p in plan.pods} | ({plan.internet.netns} if plan.cloud is not None else set())
+        fresh = {p.netns for p in plan.pods if old.get(p.key) != p}
+        self.started = {ns: self.now if ns in fresh else self.started.get(ns, self.now) for ns in servers}
         self.state, self.plan, self.dataplane = state, plan, dataplane
+        self._clean_conntrack(before, state)
         self._sync_ingress(state)
+
+    def _clean_conntrack(self, before: Optional[ClusterState], after: ClusterState) -> None:
+        """kube-proxy's UDP conntrack cleanup after the sync, on every node
+        (labkit.controllers.kube_proxy.conntrack_cleanup), as the kernel lab does it."""
+        from labkit.controllers.kube_proxy.conntrack_cleanup import check_cleanup_required, serving_endpoints, is_stale
+
+        if not self.conntrack_cleanup or not check_cleanup_required(before, after):
+            return
+        by_ip_port, by_node_port = serving_endpoints(after)
+        for n in self.plan.nodes:
+            ct = self.packets.of(n.netns).conntrack
+            for e in [e for e in ct.entries.values() if e.expires > self.now]:
+                if is_stale(conntrack_entry(e, self.now), by_ip_port, by_node_port):
+                    ct.remove(e)
 
     # --- reading ----------------------------------------------------------
 
@@ -280,6 +308,7 @@ class SimLab(Backend):
               timeout: float = 1.0, *, pin: Optional[str] = None,
               sport: Optional[int] = None) -> list[ProbeResult]:
         """TCP SYNs (the client's kernel answers a SYN-ACK with RST, as with scapy) or UDP."""
+        check_sport(sport)
         host, port = parse_destination(destination)
         self._ensure_cloud(source, host)
         src = self.endpoint(source)
@@ -305,6 +334,7 @@ class SimLab(Backend):
              headers: Optional[dict] = None) -> ProbeResult:
         """One TCP connection: handshake, GET `path` (then /hostname, /clientip), close.
         At the ingress controller pod: one GET with `host` and `headers`, answered as nginx does."""
+        check_sport(sport)
         request_host = host
         host, port = parse_destination(destination)
         self._ensure_cloud(source, host)
@@ -323,13 +353,13 @@ class SimLab(Backend):
         health = self._health.get(x.server_ns)
         if not pod and x.server_ns == self._plan().internet.netns:
             pod = INTERNET_HOSTNAME
-            status, body = answer_http(path, INTERNET_HOSTNAME, x.seen_as)
+            status, body = answer_http(path, INTERNET_HOSTNAME, x.seen_as, self.go_now(x.server_ns))
         elif not pod and health is not None and health.answer(port) is not None:
             pod = health.node  # kube-proxy's health check server answers any path (no /clientip)
             status, body = health.answer(port)
             x = replace(x, seen_as="")
         else:
-            status, body = answer_http(path, hostname, x.seen_as)
+            status, body = answer_http(path, hostname, x.seen_as, self.go_now(x.server_ns))
         return ProbeResult(src.label, destination, "tcp", ANSWERED, answered_by=pod, reply_from=x.reply_from,
                            client_seen_as=x.seen_as, client_address=local, kind="http", status=status,
                            body=body)
@@ -339,6 +369,7 @@ class SimLab(Backend):
         """One TCP SYN (and its answers, as a probe) with the first node's chains recorded."""
         if protocol != "tcp":
             raise LabkitError("the trace sends a TCP SYN; --protocol udp is not traced yet")
+        check_sport(sport)
         host, port = parse_destination(destination)
         self._ensure_cloud(source, host)
         src = self.endpoint(source)
@@ -502,8 +533,15 @@ class SimLab(Backend):
         return walk_packet(self.dataplane, self.packets, ns, packet, now=self.now, rng=self.rng,
                            chooser=RandomChooser(self.rng))
 
+    def go_now(self, netns: str) -> str:
+        """time.Now() as the server in `netns` prints it: the lab's wall clock (a fixed date plus
+        the lab's time) and, as Go's monotonic reading, the seconds since that server started."""
+        nanos = round(self.now * 10**9)
+        return render_go_time(WALL_CLOCK_EPOCH_NS + nanos,
+                              nanos - round(self.started.get(netns, 0.0) * 10**9))
+
     def _client_port(self, sport: Optional[int]) -> int:
-        return sport if sport else self.rng.randrange(*EPHEMERAL_PORTS)
+        return check_sport(sport) or self.rng.randrange(*EPHEMERAL_PORTS)
 
     def _tcp(self, src: Endpoint, host: str, port: int, pin: Optional[str], sport: Optional[int],
              kind: str) -> _Exchange:
