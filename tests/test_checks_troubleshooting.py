@@ -171,6 +171,7 @@ def test_fix_local_policy(lab):
 @pytest.fixture
 def agent(lab):
     agent = sandbox.sim_copy(lab)
+    agent.conntrack_cleanup = False  # a kube-proxy that cannot delete conntrack entries (as in 09)
     agent.apply(STATSD + "---\n" + METRICS, "metrics")
     target = f"{next(s for s in agent.services() if s.meta.name == 'metrics').cluster_ip}:8125"
     assert agent.probe("default/client", target, "udp", sport=40000)[0].answered_by == "default/statsd-1"
