@@ -16,10 +16,11 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional, Sequence
 
 from labkit.backends import operations as ops
+from labkit.backends.lab_common import Endpoint, PlannedLab
 from labkit.backends.base import (
     ANSWERED,
     NO_REPLY,
@@ -55,7 +56,6 @@ from labkit.topology.outside import (
     is_dns_pod,
     needs_cloud,
     require_cluster_dns,
-    router_netns,
     trace_namespaces,
 )
 from labkit.topology.kind_config import ClusterTopology, default_topology, parse_kind_config_text
@@ -64,16 +64,6 @@ from labkit.workloads.netexec import pod_server_ports
 
 REQUIRED_TOOLS = ("ip", "iptables-restore", "iptables-save")
 NETWORK_FILE = "network.json"  # the lab's LabNetworkSettings, in its state directory
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A probe's source: the namespace to send from, and its address."""
-
-    label: str
-    netns: str
-    ip: str
-    node: str  # the node whose conntrack sees the connection first ("" outside the cluster)
 
 
 def check_can_run() -> None:
@@ -90,7 +80,7 @@ def _guard(plan: LabPlan, namespaces) -> None:
         raise LabkitError(f"refusing to configure namespaces outside lab {plan.lab}: {', '.join(bad)} (a labkit bug)")
 
 
-class NetnsLab(Backend):
+class NetnsLab(PlannedLab, Backend):
     name = "netns"
     # kube-proxy's UDP conntrack cleanup after each sync (labkit.controllers.kube_proxy.conntrack_cleanup);
     # False plays a kube-proxy that cannot delete entries (as one without the conntrack tool once could
@@ -179,29 +169,6 @@ class NetnsLab(Backend):
     def _step(self) -> int:
         return len(self._require().operations) + 1
 
-    def apply(self, manifests: str, source: str = "") -> list[str]:
-        from labkit.model.load import load_manifests
-
-        objs = load_manifests(manifests, source or "<manifest>")
-        state = ops.apply_objects(self._state(), objs, self.seed, self._step(), self.topology.node_names)
-        self._record({"op": "apply", "text": manifests, "source": source or "<manifest>"}, state)
-        return [f"{o.kind} {o.meta.namespace}/{o.meta.name}" if o.meta.namespace else f"{o.kind} {o.meta.name}"
-                for o in objs]
-
-    def delete(self, manifests: str, source: str = "") -> list[str]:
-        from labkit.model.load import load_manifests
-
-        objs = load_manifests(manifests, source or "<manifest>")
-        state = ops.delete_objects(self._state(), objs, self.seed, self._step(), self.topology.node_names)
-        self._record({"op": "delete", "text": manifests, "source": source or "<manifest>"}, state)
-        return [f"{o.kind} {o.meta.namespace}/{o.meta.name}" for o in objs]
-
-    def scale(self, deployment: str, replicas: int, namespace: str = "default") -> None:
-        name = deployment.split("/", 1)[1] if deployment.startswith("deployment/") else deployment
-        state = ops.scale_deployment(self._state(), namespace, name, replicas, self.seed, self._step(),
-                                     self.topology.node_names)
-        self._record({"op": "scale", "namespace": namespace, "name": name, "replicas": replicas}, state)
-
     def _record(self, op: dict, state: ClusterState) -> None:
         registry = self._require()
         self._sync(state)
@@ -209,12 +176,6 @@ class NetnsLab(Backend):
         registry.save()
 
     # --- reading ----------------------------------------------------------
-
-    def pods(self) -> list:
-        return list(self._state().pods)
-
-    def services(self) -> list:
-        return list(self._state().services)
 
     def rules(self, node: str, table: str = "nat") -> str:
         ns = self._router(node)
@@ -230,45 +191,11 @@ class NetnsLab(Backend):
 
     # --- probes -----------------------------------------------------------
 
-    def endpoint(self, source: str) -> Endpoint:
-        """Resolve "namespace/pod", a node name ("kind-worker" or "worker"), "outside" or "internet"."""
-        plan = self._plan()
-        if source in ("outside", "internet"):
-            h = plan.outside if source == "outside" else plan.internet
-            return Endpoint(source, h.netns, h.ip, "")
-        if "/" in source:
-            ns, name = source.split("/", 1)
-            for p in plan.pods:
-                if p.namespace == ns and p.name == name:
-                    return Endpoint(p.key, p.netns, p.ip, p.node)
-            raise LabkitError(f"no pod {source} in lab {self.lab} (pods: "
-                              + ", ".join(p.key for p in plan.pods) + ")")
-        n = self._node(source)
-        return Endpoint(n.name, n.netns, n.ip, n.name)
-
-    def _router(self, name: str) -> str:
-        return router_netns(self._plan(), name) or self._node(name).netns
-
-    def _node(self, name: str):
-        plan = self._plan()
-        for n in plan.nodes:
-            if name in (n.name, n.netns[len(plan.prefix) + 1:]):
-                return n
-        raise LabkitError(f"no node {name!r} in lab {self.lab} (nodes: " + ", ".join(n.name for n in plan.nodes) + ")")
-
     def _pod_by_hostname(self, hostname: str) -> str:
         if hostname == INTERNET_HOSTNAME and self._plan().cloud is not None:
             return INTERNET_HOSTNAME
         keys = [p.key for p in self._plan().pods if p.name == hostname]
         return keys[0] if len(keys) == 1 else ""
-
-    def _nat_node(self, src: Endpoint, dst: str) -> str:
-        if src.node:
-            return src.node
-        for n in self._plan().nodes:
-            if n.ip == dst:
-                return n.name
-        return ""
 
     def probe(self, source: str, destination: str, protocol: str = "tcp", count: int = 1,
               timeout: float = 1.0, *, sport: Optional[int] = None) -> list[ProbeResult]:

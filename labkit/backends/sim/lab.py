@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 from labkit.backends import operations as ops
+from labkit.backends.lab_common import Endpoint, PlannedLab
 from labkit.backends.base import (
     ANSWERED,
     NO_REPLY,
@@ -55,7 +56,6 @@ from labkit.topology.outside import (  # noqa: F401 (trace_namespaces: the trace
     health_servers,
     needs_cloud,
     require_cluster_dns,
-    router_netns,
     trace_namespaces,
 )
 from labkit.topology.kind_config import ClusterTopology, default_topology, parse_kind_config_text
@@ -67,16 +67,6 @@ PROBE_TICK = 1.0  # seconds the lab's clock moves per probe
 # the wall clock the pods' servers read at lab time 0 (2026-01-01 00:00:00 UTC): a fixed date,
 # so "NOW: ..." answers, like everything else here, are the same on every run
 WALL_CLOCK_EPOCH_NS = 1767225600 * 10**9
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A probe's source: the namespace it sends from, and its address."""
-
-    label: str
-    netns: str
-    ip: str
-    node: str  # the node whose chains see the packet first ("" outside the cluster)
 
 
 @dataclass(frozen=True)
@@ -92,7 +82,7 @@ class _Exchange:
     detail: str = ""
 
 
-class SimLab(Backend):
+class SimLab(PlannedLab, Backend):
     name = "sim"
     # kube-proxy's UDP conntrack cleanup after each sync (labkit.controllers.kube_proxy.conntrack_cleanup);
     # False plays a kube-proxy that cannot delete entries (as one without the conntrack tool once could
@@ -152,28 +142,6 @@ class SimLab(Backend):
         self._require()
         return len(self.operations) + 1
 
-    def apply(self, manifests: str, source: str = "") -> list[str]:
-        from labkit.model.load import load_manifests
-
-        objs = load_manifests(manifests, source or "<manifest>")
-        state = ops.apply_objects(self._state(), objs, self.seed, self._step(), self.topology.node_names)
-        self._record({"op": "apply", "text": manifests, "source": source or "<manifest>"}, state)
-        return [_ref(o) for o in objs]
-
-    def delete(self, manifests: str, source: str = "") -> list[str]:
-        from labkit.model.load import load_manifests
-
-        objs = load_manifests(manifests, source or "<manifest>")
-        state = ops.delete_objects(self._state(), objs, self.seed, self._step(), self.topology.node_names)
-        self._record({"op": "delete", "text": manifests, "source": source or "<manifest>"}, state)
-        return [_ref(o) for o in objs]
-
-    def scale(self, deployment: str, replicas: int, namespace: str = "default") -> None:
-        name = deployment.split("/", 1)[1] if deployment.startswith("deployment/") else deployment
-        state = ops.scale_deployment(self._state(), namespace, name, replicas, self.seed, self._step(),
-                                     self.topology.node_names)
-        self._record({"op": "scale", "namespace": namespace, "name": name, "replicas": replicas}, state)
-
     def _record(self, op: dict, state: ClusterState) -> None:
         self._sync(state)
         self.operations.append(op)
@@ -229,12 +197,6 @@ class SimLab(Backend):
 
     # --- reading ----------------------------------------------------------
 
-    def pods(self) -> list:
-        return list(self._state().pods)
-
-    def services(self) -> list:
-        return list(self._state().services)
-
     def rules(self, node: str, table: str = "nat") -> str:
         ns = self.dataplane.ns(self._router(node))
         return render_table(ns.rules.ruleset.render(), table) if ns.rules else ""
@@ -246,22 +208,6 @@ class SimLab(Backend):
         return [conntrack_entry(e, self.now) for e in ct.entries.values()]
 
     # --- sources and pins ---------------------------------------------------
-
-    def endpoint(self, source: str) -> Endpoint:
-        """Resolve "namespace/pod", a node name ("kind-worker" or "worker"), "outside" or "internet"."""
-        plan = self._plan()
-        if source in ("outside", "internet"):
-            h = plan.outside if source == "outside" else plan.internet
-            return Endpoint(source, h.netns, h.ip, "")
-        if "/" in source:
-            ns, name = source.split("/", 1)
-            for p in plan.pods:
-                if p.namespace == ns and p.name == name:
-                    return Endpoint(p.key, p.netns, p.ip, p.node)
-            raise LabkitError(f"no pod {source} in lab {self.lab} (pods: "
-                              + ", ".join(p.key for p in plan.pods) + ")")
-        n = self._node(source)
-        return Endpoint(n.name, n.netns, n.ip, n.name)
 
     def pin(self, pod: Optional[str]) -> None:
         """Make every later probe reach `pod` ("namespace/name" or its address) where
@@ -276,30 +222,10 @@ class SimLab(Backend):
         raise LabkitError(f"cannot pin {pod!r}: no such pod in lab {self.lab} (pods: "
                           + ", ".join(p.key for p in plan.pods) + ")")
 
-    def _router(self, name: str) -> str:
-        """The namespace of a node, or of "net", "natgw" (the NAT gateway), "lb" (the load balancer)."""
-        return router_netns(self._plan(), name) or self._node(name).netns
-
-    def _node(self, name: str):
-        plan = self._plan()
-        for n in plan.nodes:
-            if name in (n.name, n.netns[len(plan.prefix) + 1:]):
-                return n
-        raise LabkitError(f"no node {name!r} in lab {self.lab} (nodes: "
-                          + ", ".join(n.name for n in plan.nodes) + ")")
-
     def _owner_pod(self, netns: str) -> str:
         for p in self._plan().pods:
             if p.netns == netns:
                 return p.key
-        return ""
-
-    def _nat_node(self, src: Endpoint, dst: str) -> str:
-        if src.node:
-            return src.node
-        for n in self._plan().nodes:
-            if n.ip == dst:
-                return n.name
         return ""
 
     # --- probes -----------------------------------------------------------
@@ -705,10 +631,6 @@ class SimLab(Backend):
 def _arrived(w: Walk, ns: str) -> bool:
     """A reply reached the client's namespace (its port is a client's, not a listener's)."""
     return w.verdict in ("delivered", "refused") and w.ns == ns
-
-
-def _ref(o) -> str:
-    return f"{o.kind} {o.meta.namespace}/{o.meta.name}" if o.meta.namespace else f"{o.kind} {o.meta.name}"
 
 
 def replay_lab(lab: str, operations: Sequence[dict], seed: int = 0, kind_config: str = "") -> SimLab:
