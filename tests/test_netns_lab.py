@@ -260,3 +260,18 @@ def test_down_all_finds_a_lab_whose_state_was_lost():
     finally:
         lab.down()
     assert _leftovers(name) == []
+
+
+def test_the_node_network_bridge_keeps_its_address_when_ports_join(lab):
+    """A bridge without an address of its own takes its ports' lowest MAC and changes it when the
+    cloud's namespaces join; nodes that cached the gateway's MAC then lose replies for seconds."""
+    from labkit.backends.netns.commands import bridge_mac
+
+    def mac():
+        out = lab.runner.run(["ip", "-n", lab.plan.network_netns, "-o", "link", "show",
+                              lab.plan.bridge_name]).stdout
+        return out.split("link/ether ", 1)[1].split()[0]
+
+    assert mac() == bridge_mac(lab.plan.bridge_name)
+    lab.enable_cloud()  # adds the NAT gateway's and the load balancer's ports to the bridge
+    assert mac() == bridge_mac(lab.plan.bridge_name)

@@ -19,7 +19,7 @@ def test_batches_in_phases_for_a_small_lab():
     plan = build_plan("ab", ONE_WORKER, [PodPlacement("default", "p", "kind-worker", "10.244.1.2")])
     phases = [[(b.netns, b.text) for b in phase] for phase in render_batches(plan)]
     assert phases == [
-        [("lkab-net", """link add lkab-br type bridge
+        [("lkab-net", """link add lkab-br address 02:3e:e8:4c:4a:bb type bridge
 link add lkab-n1 type veth peer name eth0 netns lkab-control-plane
 link set lkab-n1 master lkab-br
 link add lkab-n2 type veth peer name eth0 netns lkab-worker

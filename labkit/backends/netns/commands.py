@@ -8,10 +8,23 @@ configured once its node has made its veth).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from labkit.topology.plan import LabPlan
+
+
+def bridge_mac(name: str) -> str:
+    """A fixed, locally administered MAC for a bridge, from its name.
+
+    A Linux bridge with no address of its own takes its ports' lowest MAC and
+    changes it as ports come and go; nodes that cached the gateway's old MAC
+    then lose packets until their neighbour entry is probed again (seconds).
+    Kind's docker network behaves the same: docker sets its bridge's address.
+    """
+    digest = hashlib.sha256(name.encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,7 @@ def render_batches(plan: LabPlan, only: Optional[set[str]] = None) -> list[list[
         ups[ns].append("lo")
     for b in plan.bridges:
         if b.netns in wanted:
-            lines[b.netns].append(f"link add {b.name} type bridge")
+            lines[b.netns].append(f"link add {b.name} address {bridge_mac(b.name)} type bridge")
             ups[b.netns].append(b.name)
     for v in plan.veths:
         if v.netns in wanted or v.peer_netns in wanted:
