@@ -174,6 +174,8 @@ def _peer(addr) -> str:
 
 
 def _join_netns(path: str) -> None:
+    """setns(2) into a network namespace. Written out again in each server script on purpose:
+    they run as `python -I -S` (stdlib only, fast start) and cannot import labkit."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)

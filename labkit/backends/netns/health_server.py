@@ -38,6 +38,8 @@ def render_response(status: int, body: str) -> bytes:
 
 
 def _join_netns(path: str) -> None:
+    """setns(2) into a network namespace. Written out again in each server script on purpose:
+    they run as `python -I -S` (stdlib only, fast start) and cannot import labkit."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
